@@ -1,0 +1,3 @@
+module github.com/evsesec/evsesec
+
+go 1.26
