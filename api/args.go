@@ -1,0 +1,184 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/evsesec/evsesec/certs"
+	"github.com/evsesec/evsesec/store"
+)
+
+// ArgError reports arguments that do not fit the interface: malformed JSON, a missing required
+// argument, a value of the wrong JSON type or outside its enum. No store operation runs when the
+// arguments are wrong.
+type ArgError struct {
+	Command string
+	Arg     string // empty when the whole argument object is wrong
+	Reason  string
+}
+
+func (e *ArgError) Error() string {
+	if e.Arg == "" {
+		return fmt.Sprintf("%s: %s", e.Command, e.Reason)
+	}
+	return fmt.Sprintf("%s: argument %q: %s", e.Command, e.Arg, e.Reason)
+}
+
+// args decodes one command's argument object. The first problem is kept; later reads return
+// zero values, so a handler can read all its arguments and check err once.
+type args struct {
+	command string
+	raw     map[string]json.RawMessage
+	err     *ArgError
+}
+
+func parseArgs(command string, data json.RawMessage) (*args, error) {
+	a := &args{command: command, raw: map[string]json.RawMessage{}}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
+		return a, nil
+	}
+	if err := json.Unmarshal(trimmed, &a.raw); err != nil {
+		return nil, &ArgError{Command: command, Reason: "arguments are not a JSON object: " + err.Error()}
+	}
+	return a, nil
+}
+
+// failed reports whether any argument was wrong; handlers check it before touching the store.
+func (a *args) failed() bool { return a.err != nil }
+
+func (a *args) fail(name, reason string) {
+	if a.err == nil {
+		a.err = &ArgError{Command: a.command, Arg: name, Reason: reason}
+	}
+}
+
+// value decodes argument name into v; ok is false when it is absent (or JSON null).
+func (a *args) value(name string, v any, required bool) bool {
+	raw, ok := a.raw[name]
+	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		if required {
+			a.fail(name, "missing required argument")
+		}
+		return false
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		a.fail(name, "wrong type: "+jsonTypeError(err))
+		return false
+	}
+	return true
+}
+
+func jsonTypeError(err error) string {
+	if te, ok := err.(*json.UnmarshalTypeError); ok {
+		return fmt.Sprintf("want %s, got %s", te.Type, te.Value)
+	}
+	return err.Error()
+}
+
+// str reads a required string argument. An empty string is a valid value; the store decides
+// what it means.
+func (a *args) str(name string) string {
+	var s string
+	a.value(name, &s, true)
+	return s
+}
+
+// boolean reads a boolean argument; absent means false (the interface's optional flags).
+func (a *args) boolean(name string) bool {
+	var b bool
+	a.value(name, &b, false)
+	return b
+}
+
+func oneOf[T ~string](a *args, name string, v T, valid bool, values []T) T {
+	if !valid {
+		names := make([]string, len(values))
+		for i, x := range values {
+			names[i] = string(x)
+		}
+		a.fail(name, fmt.Sprintf("%q is not one of %s", v, strings.Join(names, ", ")))
+	}
+	return v
+}
+
+var (
+	caTypeValues       = []store.CAType{store.CAV2G, store.CAMO, store.CACSMS, store.CAMF}
+	leafTypeValues     = []store.LeafType{store.LeafCSMS, store.LeafV2G, store.LeafMF, store.LeafMO}
+	certTypeValues     = []store.CertificateType{store.V2GRootCertificate, store.MORootCertificate, store.CSMSRootCertificate, store.V2GCertificateChain, store.MFRootCertificate}
+	encodingValues     = []store.EncodingFormat{store.EncodingDER, store.EncodingPEM}
+	hashAlgorithmNames = []certs.HashAlgorithm{certs.SHA256, certs.SHA384, certs.SHA512}
+)
+
+func (a *args) caType(name string) store.CAType {
+	var t store.CAType
+	if !a.value(name, &t, true) {
+		return t
+	}
+	return oneOf(a, name, t, t.Valid(), caTypeValues)
+}
+
+func (a *args) leafType(name string) store.LeafType {
+	var t store.LeafType
+	if !a.value(name, &t, true) {
+		return t
+	}
+	return oneOf(a, name, t, t.Valid(), leafTypeValues)
+}
+
+func (a *args) encoding(name string) store.EncodingFormat {
+	var e store.EncodingFormat
+	if !a.value(name, &e, true) {
+		return e
+	}
+	return oneOf(a, name, e, e.Valid(), encodingValues)
+}
+
+func (a *args) leafTypes(name string) []store.LeafType {
+	var ts []store.LeafType
+	if !a.value(name, &ts, true) {
+		return nil
+	}
+	for _, t := range ts {
+		oneOf(a, name, t, t.Valid(), leafTypeValues)
+	}
+	return ts
+}
+
+func (a *args) certTypes(name string) []store.CertificateType {
+	var ts []store.CertificateType
+	if !a.value(name, &ts, true) {
+		return nil
+	}
+	for _, t := range ts {
+		oneOf(a, name, t, t.Valid(), certTypeValues)
+	}
+	return ts
+}
+
+// hashData reads a CertificateHashData object: all four fields required, the algorithm one of
+// the enum. The hash strings are not judged here; one that names no certificate simply matches
+// nothing.
+func (a *args) hashData(name string) certs.HashData {
+	var h struct {
+		Algorithm      *string `json:"hash_algorithm"`
+		IssuerNameHash *string `json:"issuer_name_hash"`
+		IssuerKeyHash  *string `json:"issuer_key_hash"`
+		SerialNumber   *string `json:"serial_number"`
+	}
+	if !a.value(name, &h, true) {
+		return certs.HashData{}
+	}
+	for field, v := range map[string]*string{"hash_algorithm": h.Algorithm, "issuer_name_hash": h.IssuerNameHash, "issuer_key_hash": h.IssuerKeyHash, "serial_number": h.SerialNumber} {
+		if v == nil {
+			a.fail(name, "missing required field "+field)
+			return certs.HashData{}
+		}
+	}
+	alg := certs.HashAlgorithm(*h.Algorithm)
+	valid := alg == certs.SHA256 || alg == certs.SHA384 || alg == certs.SHA512
+	oneOf(a, name+".hash_algorithm", alg, valid, hashAlgorithmNames)
+	return certs.HashData{Algorithm: alg, IssuerNameHash: *h.IssuerNameHash, IssuerKeyHash: *h.IssuerKeyHash, SerialNumber: *h.SerialNumber}
+}

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+)
+
+// usage counts the regular files of the store and their bytes: each CA bundle file, everything
+// below a CA bundle directory and below the leaf directories (OCSP responses included), each path
+// once even when directories are shared. Symlinks are not counted: they hold no data.
+func (s *Store) usage() (entries int, size int64) {
+	seen := map[string]bool{}
+	var walk func(p string)
+	walk = func(p string) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		fi, err := s.fs.Lstat(p)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("cannot stat store path", "path", p, "err", err)
+			}
+			return
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			entries++
+			size += fi.Size()
+		case fi.IsDir():
+			des, err := s.fs.ReadDir(p)
+			if err != nil {
+				s.log.Warn("cannot list store directory", "path", p, "err", err)
+				return
+			}
+			for _, de := range des {
+				walk(filepath.Join(p, de.Name()))
+			}
+		}
+	}
+	for _, t := range CATypes {
+		walk(s.cfg.CABundlePath(t))
+	}
+	for _, lt := range []LeafType{LeafCSMS, LeafV2G} {
+		cd, kd, _ := s.cfg.LeafDirs(lt)
+		walk(cd)
+		walk(kd)
+	}
+	return entries, size
+}
+
+// isFull reports whether the store is over its entry limit or at its byte limit (both counted;
+// the reference overwrote the byte sum instead of adding, so its byte limit never worked).
+func (s *Store) isFull() (bool, string) {
+	entries, size := s.usage()
+	if s.cfg.MaxStoreEntries > 0 && entries > s.cfg.MaxStoreEntries {
+		return true, fmt.Sprintf("%d files, limit %d", entries, s.cfg.MaxStoreEntries)
+	}
+	if s.cfg.MaxStoreBytes > 0 && size >= s.cfg.MaxStoreBytes {
+		return true, fmt.Sprintf("%d bytes, limit %d", size, s.cfg.MaxStoreBytes)
+	}
+	return false, ""
+}
+
+// Usage reports the number of files and bytes the store counts against its limits.
+func (s *Store) Usage() (entries int, size int64) {
+	unlock := s.lock.rlock()
+	defer unlock()
+	return s.usage()
+}

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// Store is the certificate and key store. Its methods mirror the commands of the evse_security
+// interface and return the interface's result codes; none of them panics or returns a Go error
+// for bad input. It is safe for concurrent use by several goroutines and, through its lock file,
+// by several processes.
+type Store struct {
+	cfg     Config
+	fs      FS
+	now     func() time.Time
+	log     *slog.Logger
+	lock    *storeLock
+	files   *fileCache
+	pools   poolCache
+	onEvent func(Event)
+}
+
+// Options are the optional collaborators of a Store.
+type Options struct {
+	// FS is the filesystem; nil means the operating system's.
+	FS FS
+	// Clock returns the current time; nil means time.Now. Tests inject a fixed or fake clock.
+	Clock func() time.Time
+	// Logger receives the store's diagnostics; nil discards them. Key material and passwords
+	// are never logged.
+	Logger *slog.Logger
+	// OnEvent is called after every change of the store (certificate_store_update and the
+	// store's own events). It is called with the store unlocked and must not block for long.
+	OnEvent func(Event)
+}
+
+// Open returns a store for cfg. It reads nothing yet and creates nothing: a missing bundle is an
+// empty domain until a certificate is installed into it.
+func Open(cfg Config, opts Options) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(cfg.CertsRoot)
+	if err != nil {
+		return nil, fmt.Errorf("certs root: %w", err)
+	}
+	cfg.CertsRoot = abs
+	s := &Store{cfg: cfg, fs: opts.FS, now: opts.Clock, log: opts.Logger, onEvent: opts.OnEvent}
+	if s.fs == nil {
+		s.fs = OSFS{}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s.lock = newStoreLock(cfg.CertsRoot)
+	s.files = newFileCache(s.fs)
+	return s, nil
+}
+
+// Config returns the store's configuration with every path resolved.
+func (s *Store) Config() Config { return s.cfg }
+
+// EventKind says what caused an Event.
+type EventKind string
+
+// The kinds of store events. Install and Delete are the interface's certificate_store_update;
+// the others are evsesec's own and are also published as certificate_store_update where the
+// interface can express them (a leaf removed by GC is Deleted, a leaf becoming valid Installed).
+const (
+	EventInstall    EventKind = "install"
+	EventDelete     EventKind = "delete"
+	EventGC         EventKind = "gc"
+	EventLeafValid  EventKind = "leaf_valid"
+	EventLeafExpiry EventKind = "leaf_expiring"
+)
+
+// Event reports a change of the store. Exactly one of CAType and LeafType is set.
+type Event struct {
+	Kind      EventKind
+	Operation UpdateOperation
+	CAType    CAType
+	LeafType  LeafType
+	// Path is the file concerned, when there is one.
+	Path string
+}
+
+func (s *Store) emit(events []Event) {
+	if s.onEvent == nil {
+		return
+	}
+	for _, e := range events {
+		s.onEvent(e)
+	}
+}
