@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -57,22 +56,7 @@ func runCall(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "evsesec call: unknown command %q (see evsesec call -h)\n", name)
 		return exitUsage
 	}
-	s, err := sf.open(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "evsesec call:", err)
-		return 1
-	}
-	out, err := api.NewDispatcher(s).Call(context.Background(), name, []byte(argsJSON))
-	if err != nil {
-		fmt.Fprintln(stderr, "evsesec call:", oneLine(err.Error()))
-		var ae *api.ArgError
-		if errors.As(err, &ae) || errors.Is(err, api.ErrUnknownCommand) {
-			return exitUsage
-		}
-		return 1
-	}
-	fmt.Fprintln(stdout, string(out))
-	return 0
+	return dispatchRaw(&sf, name, []byte(argsJSON), stdout, stderr)
 }
 
 func isKnownCommand(name string) bool {

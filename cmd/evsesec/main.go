@@ -26,9 +26,11 @@ var subcommands map[string]subcommand
 
 func init() {
 	subcommands = map[string]subcommand{
-		"call": {"run one evse_security interface command and print its JSON result", runCall},
-		"pki":  {"make a test PKI (pki init DIR)", runPKI},
-		"help": {"show this help", runHelp},
+		"call":       {"run one evse_security interface command and print its JSON result", runCall},
+		"pki":        {"make a test PKI (pki init DIR)", runPKI},
+		"help":       {"show this help", runHelp},
+		"install-ca": {"install a CA certificate file into a domain", runInstallCA},
+		"verify":     {"verify a certificate chain file against domains", runVerify},
 	}
 }
 
