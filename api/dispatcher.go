@@ -42,6 +42,59 @@ var commands = map[string]handler{
 		}
 		return s.DeleteCertificate(h)
 	},
+	"update_leaf_certificate": func(_ context.Context, s *store.Store, a *args) any {
+		chain, t := a.str("certificate_chain"), a.leafType("certificate_type")
+		if a.failed() {
+			return nil
+		}
+		return s.UpdateLeafCertificate(chain, t)
+	},
+	"generate_certificate_signing_request": func(_ context.Context, s *store.Store, a *args) any {
+		t := a.leafType("certificate_type")
+		country, org, common := a.str("country"), a.str("organization"), a.str("common")
+		useTPM := a.boolean("use_tpm")
+		if a.failed() {
+			return nil
+		}
+		return s.GenerateCSR(t, country, org, common, useTPM)
+	},
+	"get_leaf_certificate_info": func(_ context.Context, s *store.Store, a *args) any {
+		t, enc, ocsp := a.leafType("certificate_type"), a.encoding("encoding"), a.boolean("include_ocsp")
+		if a.failed() {
+			return nil
+		}
+		return s.GetLeafCertificateInfo(t, enc, ocsp)
+	},
+	"get_all_valid_certificates_info": func(_ context.Context, s *store.Store, a *args) any {
+		t, enc, ocsp := a.leafType("certificate_type"), a.encoding("encoding"), a.boolean("include_ocsp")
+		if a.failed() {
+			return nil
+		}
+		return s.GetAllValidCertificatesInfo(t, enc, ocsp)
+	},
+	"get_leaf_expiry_days_count": func(_ context.Context, s *store.Store, a *args) any {
+		t := a.leafType("certificate_type")
+		if a.failed() {
+			return nil
+		}
+		return s.GetLeafExpiryDaysCount(t)
+	},
+
+	// evsesec's own commands, beside the interface's: the library operations the reference
+	// module did not expose.
+	"certificate_signing_request_failed": func(_ context.Context, s *store.Store, a *args) any {
+		csr, t := a.str("csr"), a.leafType("certificate_type")
+		if a.failed() {
+			return nil
+		}
+		return s.CertificateSigningRequestFailed(csr, t)
+	},
+	"garbage_collect": func(_ context.Context, s *store.Store, a *args) any {
+		return s.GarbageCollect()
+	},
+	"update_certificate_links": func(_ context.Context, s *store.Store, a *args) any {
+		return s.UpdateCertificateLinks()
+	},
 	"verify_certificate": func(_ context.Context, s *store.Store, a *args) any {
 		chain, types := a.str("certificate_chain"), a.leafTypes("certificate_types")
 		if a.failed() {

@@ -49,6 +49,10 @@ type Config struct {
 	CSRDNSNames    []string `yaml:"csr_dns_names"`
 	CSRIPAddresses []string `yaml:"csr_ip_addresses"`
 
+	// SECCLeafProfile is the certificate profile V2G leaves must meet to install: "iso15118-2"
+	// (DC=CPO, key usage, P-256; the default) or "none".
+	SECCLeafProfile string `yaml:"secc_leaf_profile"`
+
 	// SECCLeafCertLink, SECCLeafKeyLink and CPOCertChainLink are optional symlinks kept pointing
 	// at the current SECC leaf, its key and its chain.
 	SECCLeafCertLink string `yaml:"secc_leaf_cert_link"`
@@ -85,6 +89,7 @@ func DefaultConfig(root string) Config {
 		MinKeptLeaves:    DefaultMinKeptLeaves,
 		CSMSKeyAlgorithm: "P-256",
 		SECCKeyAlgorithm: "P-256",
+		SECCLeafProfile:  "iso15118-2",
 	}
 }
 
@@ -172,6 +177,9 @@ func (c Config) Validate() error {
 				return fmt.Errorf("config: the %s CA bundle %s is also a %s leaf directory", t, bp, lt)
 			}
 		}
+	}
+	if c.SECCLeafProfile != "iso15118-2" && c.SECCLeafProfile != "none" {
+		return fmt.Errorf("config: secc_leaf_profile %q: want iso15118-2 or none", c.SECCLeafProfile)
 	}
 	if c.MaxStoreBytes < 0 || c.MaxStoreEntries < 0 || c.MinKeptLeaves < 0 || c.CSRExpiry < 0 || c.GCInterval < 0 {
 		return errors.New("config: limits must not be negative")

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -149,4 +150,12 @@ func randomSuffix(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// writeIfChanged writes data to path atomically unless the file already holds exactly data.
+func (s *Store) writeIfChanged(path string, data []byte, perm fs.FileMode) error {
+	if old, err := s.fs.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	return writeAtomic(s.fs, path, data, perm, 0o755)
 }

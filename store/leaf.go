@@ -1,11 +1,196 @@
 package store
 
-import "github.com/evsesec/evsesec/certs"
+import (
+	"bytes"
+	"crypto/x509"
+	"sort"
+	"time"
 
-// leafChains lists the station's SECC leaves as V2GCertificateChain entries.
-func (s *Store) leafChains(v *caView) []HashDataChain { return nil }
+	"github.com/evsesec/evsesec/certs"
+)
 
-// deleteLeaf deletes a station leaf named by hash data.
-func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) {
-	return DeleteNotFound, nil
+// leafEntry is one leaf certificate of a leaf directory with every file that holds it as first
+// certificate: files with only the leaf ("single") and chain files (leaf, then its sub-CAs).
+type leafEntry struct {
+	lt     LeafType
+	cert   *x509.Certificate
+	fp     certs.Fingerprint
+	single []*certFile
+	chains []*certFile
+}
+
+// firstFile is the file a leaf is known by: its single file, else its chain file.
+func (e *leafEntry) firstFile() *certFile {
+	if len(e.single) > 0 {
+		return e.single[0]
+	}
+	return e.chains[0]
+}
+
+// chainFile is the chain file consumers get: the longest one (ties: the first by name).
+func (e *leafEntry) chainFile() *certFile {
+	var best *certFile
+	for _, f := range e.chains {
+		if best == nil || len(f.certs) > len(best.certs) {
+			best = f
+		}
+	}
+	return best
+}
+
+// intermediates are the certificates after the leaf in its chain file.
+func (e *leafEntry) intermediates() []*x509.Certificate {
+	if f := e.chainFile(); f != nil {
+		return f.certs[1:]
+	}
+	return nil
+}
+
+// leafSet is the content of one leaf type's directories.
+type leafSet struct {
+	lt      LeafType
+	certDir string
+	keyDir  string
+	files   []*certFile
+	entries []*leafEntry
+}
+
+// readLeaves loads the leaf directory of lt. Only the first certificate of each file is a leaf
+// candidate; further certificates are the leaf's chain.
+func (s *Store) readLeaves(lt LeafType) *leafSet {
+	certDir, keyDir, ok := s.cfg.LeafDirs(lt)
+	ls := &leafSet{lt: lt, certDir: certDir, keyDir: keyDir}
+	if !ok {
+		return ls
+	}
+	paths, err := s.listDir(certDir)
+	if err != nil {
+		s.log.Warn("cannot list leaf directory", "type", lt, "path", certDir, "err", err)
+	}
+	ls.files = s.loadFiles(paths)
+	byFP := map[certs.Fingerprint]*leafEntry{}
+	for _, f := range ls.files {
+		if len(f.certs) == 0 {
+			continue
+		}
+		fp := certs.FingerprintOf(f.certs[0])
+		e := byFP[fp]
+		if e == nil {
+			e = &leafEntry{lt: lt, cert: f.certs[0], fp: fp}
+			byFP[fp] = e
+			ls.entries = append(ls.entries, e)
+		}
+		if len(f.certs) == 1 {
+			e.single = append(e.single, f)
+		} else {
+			e.chains = append(e.chains, f)
+		}
+	}
+	sortNewestFirst(ls.entries)
+	return ls
+}
+
+// sortNewestFirst orders leaves by notAfter, latest first; ties by notBefore (latest first),
+// then by fingerprint, so the choice never depends on directory order.
+func sortNewestFirst(es []*leafEntry) {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i].cert, es[j].cert
+		if !a.NotAfter.Equal(b.NotAfter) {
+			return a.NotAfter.After(b.NotAfter)
+		}
+		if !a.NotBefore.Equal(b.NotBefore) {
+			return a.NotBefore.After(b.NotBefore)
+		}
+		return bytes.Compare(es[i].fp[:], es[j].fp[:]) < 0
+	})
+}
+
+// validity classifies a certificate at time now.
+type validity int
+
+const (
+	validNow validity = iota
+	notYetValid
+	expired
+)
+
+func validityAt(c *x509.Certificate, now time.Time) validity {
+	switch {
+	case now.After(c.NotAfter):
+		return expired
+	case now.Before(c.NotBefore):
+		return notYetValid
+	}
+	return validNow
+}
+
+// verifyLeaf verifies a leaf against its type's domain with the intermediates of its chain file
+// and of the leaf directory, and returns the verified chain (leaf first, anchor last).
+func (s *Store) verifyLeaf(v *caView, ls *leafSet, e *leafEntry, now time.Time, allowFuture bool) ([]*x509.Certificate, error) {
+	var inter []*x509.Certificate
+	inter = append(inter, e.intermediates()...)
+	for _, f := range ls.files {
+		if len(f.certs) > 1 {
+			inter = append(inter, f.certs[1:]...)
+		}
+	}
+	return certs.Verify(e.cert, certs.VerifyOptions{
+		Trusted:         v.domainPool(ls.lt.Domain()),
+		Intermediates:   inter,
+		Time:            now,
+		AllowFutureLeaf: allowFuture,
+	})
+}
+
+// hashPool is a pool that can compute the hash data of any certificate the store holds: every
+// CA certificate and every certificate of the leaf directories.
+func (s *Store) hashPool(v *caView, sets ...*leafSet) *certs.Pool {
+	files := []*certFile{}
+	for _, t := range CATypes {
+		files = append(files, v.bundles[t].files...)
+	}
+	for _, ls := range sets {
+		files = append(files, ls.files...)
+	}
+	return s.pools.get(files)
+}
+
+// leafChains lists the station's SECC leaves as V2GCertificateChain entries: every leaf of the
+// SECC directory, expired and future ones too, with its sub-CAs leaf first (the root is not
+// part of the chain).
+func (s *Store) leafChains(v *caView) []HashDataChain {
+	ls := s.readLeaves(LeafV2G)
+	pool := s.hashPool(v, ls)
+	var out []HashDataChain
+	for _, e := range ls.entries {
+		h, ok := pool.HashData(e.cert, certs.SHA256)
+		if !ok {
+			s.log.Warn("SECC leaf without a known issuer cannot be listed", "leaf", describe(e.cert))
+			continue
+		}
+		chain := HashDataChain{CertificateType: V2GCertificateChain, HashData: h, Children: []certs.HashData{}}
+		for _, sub := range issuerPath(pool, e.cert) {
+			if sh, ok := pool.HashData(sub, certs.SHA256); ok {
+				chain.Children = append(chain.Children, sh)
+			}
+		}
+		out = append(out, chain)
+	}
+	return out
+}
+
+// issuerPath walks up from c through the pool's first issuers and returns the CAs above c,
+// nearest first, without the self-signed root at the top.
+func issuerPath(pool *certs.Pool, c *x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	seen := map[certs.Fingerprint]bool{certs.FingerprintOf(c): true}
+	for cur := c; ; {
+		is := pool.Issuer(cur)
+		if is == nil || seen[certs.FingerprintOf(is)] || pool.IsSelfSigned(is) {
+			return out
+		}
+		seen[certs.FingerprintOf(is)] = true
+		out = append(out, is)
+		cur = is
+	}
 }

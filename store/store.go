@@ -20,6 +20,8 @@ type Store struct {
 	lock    *storeLock
 	files   *fileCache
 	pools   poolCache
+	keys    keyCache
+	pending pendingKeys
 	onEvent func(Event)
 }
 

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/evsesec/evsesec/keys"
+)
+
+// keyFile is what the store knows about one private key file: the fingerprint of its public key
+// (so a certificate finds its key by a map lookup, not by decrypting every key), or why it could
+// not be read.
+type keyFile struct {
+	path string
+	pub  crypto.PublicKey
+	fp   string // keys.Fingerprint of pub
+	err  error  // the key could not be read (wrong password, unsupported format)
+}
+
+// keyCache keeps the public half of every key file per file version, so each key is decrypted
+// at most once per change (the reference decrypted every key of the directory on every call).
+type keyCache struct {
+	mu    sync.Mutex
+	files map[string]cachedKey
+}
+
+type cachedKey struct {
+	stamp fileStamp
+	key   *keyFile
+}
+
+// keyFileExts are the extensions of key files: the reference's .key and .tkey (TPM or custom
+// provider), and .pem for keys an integrator dropped in with that name.
+var keyFileExts = map[string]bool{".key": true, ".tkey": true, ".pem": true}
+
+// listKeys returns the key files directly in dir, sorted by name.
+func (s *Store) listKeys(dir string) []*keyFile {
+	entries, err := s.fs.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("cannot list key directory", "path", dir, "err", err)
+		}
+		return nil
+	}
+	var out []*keyFile
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !keyFileExts[strings.ToLower(filepath.Ext(name))] {
+			continue
+		}
+		if k := s.loadKey(filepath.Join(dir, name)); k != nil {
+			out = append(out, k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+// loadKey reads the public key of one key file, from the cache when the file is unchanged. It
+// returns nil for files that hold no private key at all (a certificate file in a shared
+// directory).
+func (s *Store) loadKey(path string) *keyFile {
+	fi, err := s.fs.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	st := stampOf(fi)
+	s.keys.mu.Lock()
+	c, ok := s.keys.files[path]
+	s.keys.mu.Unlock()
+	if ok && c.stamp == st {
+		return c.key
+	}
+	data, err := s.fs.ReadFile(path)
+	if err != nil {
+		s.log.Warn("cannot read key file", "path", path, "err", err)
+		return nil
+	}
+	var k *keyFile
+	if strings.EqualFold(filepath.Ext(path), ".pem") && !bytes.Contains(data, []byte("PRIVATE KEY-----")) {
+		k = nil
+	} else {
+		k = &keyFile{path: path}
+		pub, err := s.keyBackend().PublicKey(data)
+		if err != nil {
+			k.err = err
+		} else {
+			k.pub, k.fp = pub, keys.Fingerprint(pub)
+		}
+	}
+	s.keys.mu.Lock()
+	if s.keys.files == nil {
+		s.keys.files = make(map[string]cachedKey)
+	}
+	s.keys.files[path] = cachedKey{stamp: st, key: k}
+	s.keys.mu.Unlock()
+	return k
+}
+
+// keyBackend is the backend for the store's key files.
+func (s *Store) keyBackend() keys.Backend {
+	return keys.FileBackend{Password: []byte(s.cfg.PrivateKeyPassword)}
+}
+
+// keyLookup is the outcome of looking for a certificate's private key.
+type keyLookup struct {
+	key *keyFile
+	// unreadable lists key files that could not be read (their error says why: wrong
+	// password, unsupported): when no key matched, they explain "no key" in the log.
+	unreadable []*keyFile
+}
+
+// findKey looks for the key of cert in keyDir: first the file named like the certificate's file
+// (the store names keys after their certificate), then every key of the directory by public key.
+func (s *Store) findKey(cert *x509.Certificate, certPath, keyDir string) keyLookup {
+	fp := keys.Fingerprint(cert.PublicKey)
+	if certPath != "" {
+		stem := strings.TrimSuffix(filepath.Base(certPath), filepath.Ext(certPath))
+		for _, ext := range []string{".key", ".tkey"} {
+			if k := s.loadKey(filepath.Join(keyDir, stem+ext)); k != nil && k.err == nil && k.fp == fp {
+				return keyLookup{key: k}
+			}
+		}
+	}
+	var res keyLookup
+	for _, k := range s.listKeys(keyDir) {
+		switch {
+		case k.err != nil:
+			res.unreadable = append(res.unreadable, k)
+		case k.fp == fp:
+			res.key = k
+			return res
+		}
+	}
+	return res
+}

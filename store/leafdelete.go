@@ -1,0 +1,99 @@
+package store
+
+import (
+	"github.com/evsesec/evsesec/certs"
+	"github.com/evsesec/evsesec/keys"
+)
+
+// deleteLeaf deletes the station leaf named by h as a unit: its single and chain files, its key
+// (unless another remaining certificate uses the same key) and its OCSP responses, nothing else.
+// The station's current CSMS leaf is refused with Failed before anything is touched (OCPP 2.0.1
+// M04.FR.06), also when the hash names a copy of it in the SECC directory (the reference deleted
+// the SECC files first and then answered Failed). A hash that only names a sub-CA inside a leaf's
+// chain file is Failed too: that sub-CA is deleted by deleting its leaf.
+func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) {
+	sets := []*leafSet{s.readLeaves(LeafV2G), s.readLeaves(LeafCSMS)}
+	pool := s.hashPool(v, sets...)
+	var current certs.Fingerprint
+	hasCurrent := false
+	if sel, st := s.selectLeaves(v, sets[1], s.now(), false); st == InfoAccepted {
+		current, hasCurrent = sel[0].e.fp, true
+	}
+	type target struct {
+		ls *leafSet
+		e  *leafEntry
+	}
+	var targets []target
+	subCA := false
+	for _, ls := range sets {
+		for _, e := range ls.entries {
+			if hc, ok := pool.HashData(e.cert, h.Algorithm); ok && hc.Equal(h) {
+				targets = append(targets, target{ls, e})
+			}
+		}
+		for _, f := range ls.files {
+			for _, c := range f.certs[min(1, len(f.certs)):] {
+				if hc, ok := pool.HashData(c, h.Algorithm); ok && hc.Equal(h) {
+					subCA = true
+				}
+			}
+		}
+	}
+	if len(targets) == 0 {
+		if subCA {
+			s.log.Warn("delete_certificate: the hash names a sub-CA of a leaf chain; delete the leaf instead")
+			return DeleteFailed, nil
+		}
+		return DeleteNotFound, nil
+	}
+	for _, t := range targets {
+		if hasCurrent && t.e.fp == current {
+			s.log.Warn("delete_certificate refused: the certificate is the station's current CSMS leaf (OCPP 2.0.1 M04.FR.06)", "leaf", describe(t.e.cert))
+			return DeleteFailed, nil
+		}
+	}
+	deleted := map[certs.Fingerprint]bool{}
+	for _, t := range targets {
+		deleted[t.e.fp] = true
+	}
+	var events []Event
+	failed := false
+	for _, t := range targets {
+		if err := s.removeLeafUnit(sets, t.ls, t.e, deleted); err != nil {
+			s.log.Error("delete_certificate: removing leaf failed", "leaf", describe(t.e.cert), "err", err)
+			failed = true
+			continue
+		}
+		events = append(events, Event{Kind: EventDelete, Operation: OperationDeleted, LeafType: t.ls.lt, Path: t.e.firstFile().path})
+	}
+	s.updateLinksLocked()
+	if failed {
+		return DeleteFailed, events
+	}
+	return DeleteAccepted, events
+}
+
+// removeLeafUnit removes a leaf's files, its OCSP responses and its key. The key stays when a
+// leaf that is not being removed (in any leaf directory) has the same public key.
+func (s *Store) removeLeafUnit(sets []*leafSet, ls *leafSet, e *leafEntry, removing map[certs.Fingerprint]bool) error {
+	for _, f := range append(append([]*certFile{}, e.single...), e.chains...) {
+		if err := removeDurable(s.fs, f.path); err != nil {
+			return err
+		}
+		s.removeOCSPFor(f.path, e.cert)
+	}
+	kl := s.findKey(e.cert, e.firstFile().path, ls.keyDir)
+	if kl.key == nil {
+		return nil
+	}
+	for _, other := range sets {
+		for _, oe := range other.entries {
+			if !removing[oe.fp] && keys.Fingerprint(oe.cert.PublicKey) == kl.key.fp {
+				s.log.Info("key kept: another leaf uses it", "key", kl.key.path, "leaf", describe(oe.cert))
+				return nil
+			}
+		}
+	}
+	s.forgetPending(kl.key.path)
+	return removeDurable(s.fs, kl.key.path)
+}

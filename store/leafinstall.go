@@ -1,0 +1,193 @@
+package store
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/asn1"
+	"path/filepath"
+	"strings"
+
+	"github.com/evsesec/evsesec/certs"
+)
+
+// leafPrefix is the file name prefix of a leaf type's files (the reference's names, so an
+// EVerest tree and ours look alike).
+func leafPrefix(lt LeafType) string {
+	if lt == LeafCSMS {
+		return "CSMS_LEAF_"
+	}
+	return "SECC_LEAF_"
+}
+
+// chainFileName is the name of the chain file that goes with the leaf file stem.
+func chainFileName(lt LeafType, id string) string {
+	return "CPO_CERT_" + leafPrefix(lt) + "CHAIN_" + id + ".pem"
+}
+
+// newFileID returns a fresh identifier for a leaf's files: UTC time (so names sort by age) and
+// random bits (so two in one second never collide).
+func (s *Store) newFileID() string {
+	return s.now().UTC().Format("20060102T150405Z") + "_" + randomSuffix(4)
+}
+
+// UpdateLeafCertificate installs a signed leaf (and its chain) of type lt: CSMS leaves must
+// verify against the CSMS domain, V2G leaves against the V2G domain. A leaf that is not valid yet
+// is accepted and used once it is (root rollover, renewal ahead of time).
+//
+// Results: WriteError for MF and MO (the station holds no such leaves) and when the leaf's key is
+// not in the key directory or a file cannot be written; CertificateStoreMaxLengthExceeded when the
+// store is over a limit; InvalidFormat when the input holds no certificate; the verification's
+// result (Expired, InvalidSignature, NoRootCertificateInstalled, InvalidCertificateChain,
+// InvalidFormat) when it does not verify; for V2G leaves with the ISO 15118-2 profile on,
+// InvalidCommonName when the subject lacks DC=CPO and InvalidFormat for a wrong key type or key
+// usage. Accepted otherwise.
+//
+// The leaf file is named after its key's file (SECC_LEAF_<id>.pem next to SECC_LEAF_<id>.key), so
+// the key is found without scanning; the chain file holds the verified chain in order (leaf,
+// sub-CAs, without the self-signed root), whatever order the input had.
+func (s *Store) UpdateLeafCertificate(chainPEM string, lt LeafType) InstallResult {
+	if lt != LeafCSMS && lt != LeafV2G {
+		s.log.Warn("update_leaf_certificate rejected: the station holds no leaves of this type", "type", lt)
+		return InstallWriteError
+	}
+	unlock, err := s.lock.lock()
+	if err != nil {
+		s.log.Error("update_leaf_certificate: cannot lock the store", "err", err)
+		return InstallWriteError
+	}
+	res, events := s.updateLeaf(chainPEM, lt)
+	unlock()
+	s.emit(events)
+	return res
+}
+
+func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event) {
+	if full, why := s.isFull(); full {
+		s.log.Warn("update_leaf_certificate rejected: store full", "type", lt, "why", why)
+		return InstallStoreFull, nil
+	}
+	cs, err := certs.ParseCertificates([]byte(chainPEM))
+	if err != nil || len(cs) == 0 {
+		s.log.Warn("update_leaf_certificate rejected: no certificate in input", "type", lt, "err", err)
+		return InstallInvalidFormat, nil
+	}
+	leaf := cs[0]
+	v := s.readCAs()
+	path, verr := certs.Verify(leaf, certs.VerifyOptions{
+		Trusted:         v.domainPool(lt.Domain()),
+		Intermediates:   cs[1:],
+		Time:            s.now(),
+		AllowFutureLeaf: true,
+	})
+	if verr != nil {
+		res := installResultOf(verr)
+		s.log.Warn("update_leaf_certificate rejected", "type", lt, "result", res, "err", verr)
+		return res, nil
+	}
+	if lt == LeafV2G && s.cfg.SECCLeafProfile != "none" {
+		if res, why := checkSECCProfile(leaf); res != InstallAccepted {
+			s.log.Warn("update_leaf_certificate rejected: not an ISO 15118-2 SECC certificate", "result", res, "why", why)
+			return res, nil
+		}
+	}
+	ls := s.readLeaves(lt)
+	kl := s.findKey(leaf, "", ls.keyDir)
+	if kl.key == nil {
+		s.log.Warn("update_leaf_certificate rejected: the leaf's private key is not in the key directory", "type", lt, "dir", ls.keyDir, "leaf", describe(leaf))
+		return InstallWriteError, nil
+	}
+	chain := path
+	if last := chain[len(chain)-1]; len(chain) > 1 && certs.IsSelfSigned(last) {
+		chain = chain[:len(chain)-1]
+	}
+	event := []Event{{Kind: EventInstall, Operation: OperationInstalled, LeafType: lt}}
+	for _, e := range ls.entries {
+		if e.fp == certs.FingerprintOf(leaf) && (len(chain) == 1 || e.chainFile() != nil) {
+			s.log.Info("update_leaf_certificate: leaf already installed", "type", lt, "leaf", describe(leaf))
+			s.fulfilPending(kl.key.path)
+			return InstallAccepted, event
+		}
+	}
+	id := s.leafFileID(lt, ls, kl.key.path)
+	single := filepath.Join(ls.certDir, leafPrefix(lt)+id+".pem")
+	var chainPath string
+	if len(chain) > 1 {
+		chainPath = filepath.Join(ls.certDir, chainFileName(lt, id))
+		if err := writeAtomic(s.fs, chainPath, certs.EncodePEM(chain...), 0o644, 0o755); err != nil {
+			s.log.Error("update_leaf_certificate: write failed", "err", err)
+			return InstallWriteError, nil
+		}
+	}
+	if err := writeAtomic(s.fs, single, certs.EncodePEM(leaf), 0o644, 0o755); err != nil {
+		s.log.Error("update_leaf_certificate: write failed", "err", err)
+		if chainPath != "" {
+			removeDurable(s.fs, chainPath)
+		}
+		return InstallWriteError, nil
+	}
+	s.fulfilPending(kl.key.path)
+	event[0].Path = single
+	s.log.Info("installed leaf certificate", "type", lt, "leaf", describe(leaf), "path", single, "key", kl.key.path, "chain", len(chain))
+	s.updateLinksLocked()
+	return InstallAccepted, event
+}
+
+// leafFileID picks the identifier of a new leaf's files: the one of its key file when the key
+// was made by a CSR of ours and no leaf uses that name yet, a fresh one otherwise.
+func (s *Store) leafFileID(lt LeafType, ls *leafSet, keyPath string) string {
+	stem := strings.TrimSuffix(filepath.Base(keyPath), filepath.Ext(keyPath))
+	if id, ok := strings.CutPrefix(stem, leafPrefix(lt)); ok && id != "" {
+		if _, err := s.fs.Lstat(filepath.Join(ls.certDir, leafPrefix(lt)+id+".pem")); err != nil {
+			if _, err := s.fs.Lstat(filepath.Join(ls.certDir, chainFileName(lt, id))); err != nil {
+				return id
+			}
+		}
+	}
+	return s.newFileID()
+}
+
+var oidDomainComponent = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
+
+// checkSECCProfile checks the ISO 15118-2 SECC certificate profile: an end-entity certificate
+// with DC=CPO (IA5String) in its subject, key usage digitalSignature and keyAgreement, and an
+// EC P-256 key. EVerest issue 2119: a leaf without DC=CPO was installed and handed to cars.
+func checkSECCProfile(c *x509.Certificate) (InstallResult, string) {
+	if c.IsCA {
+		return InstallInvalidFormat, "it is a CA certificate"
+	}
+	if !hasIA5Attribute(c.RawSubject, oidDomainComponent, "CPO") {
+		return InstallInvalidCommonName, "subject has no DC=CPO (IA5String)"
+	}
+	if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 || c.KeyUsage&x509.KeyUsageKeyAgreement == 0 {
+		return InstallInvalidFormat, "key usage must include digitalSignature and keyAgreement"
+	}
+	if k, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		return InstallInvalidFormat, "key must be EC P-256 (secp256r1)"
+	}
+	return InstallAccepted, ""
+}
+
+// attributeSET is one RDN with the raw values kept (encoding/asn1 treats a slice type whose name
+// ends in SET as an ASN.1 SET OF); pkix.Name would lose the string type we must check.
+type attributeSET []struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+// hasIA5Attribute reports whether the raw name has an attribute oid whose value is the IA5String
+// want.
+func hasIA5Attribute(rawName []byte, oid asn1.ObjectIdentifier, want string) bool {
+	var name []attributeSET
+	if rest, err := asn1.Unmarshal(rawName, &name); err != nil || len(rest) > 0 {
+		return false
+	}
+	for _, rdn := range name {
+		for _, a := range rdn {
+			if a.Type.Equal(oid) && a.Value.Tag == asn1.TagIA5String && string(a.Value.Bytes) == want {
+				return true
+			}
+		}
+	}
+	return false
+}
