@@ -79,6 +79,31 @@ var commands = map[string]handler{
 		}
 		return s.GetLeafExpiryDaysCount(t)
 	},
+	"get_v2g_ocsp_request_data": func(_ context.Context, s *store.Store, a *args) any {
+		return s.GetV2GOCSPRequestData()
+	},
+	"get_mo_ocsp_request_data": func(_ context.Context, s *store.Store, a *args) any {
+		chain := a.str("certificate_chain")
+		if a.failed() {
+			return nil
+		}
+		return s.GetMOOCSPRequestData(chain)
+	},
+	"update_ocsp_cache": func(_ context.Context, s *store.Store, a *args) any {
+		h, resp := a.hashData("certificate_hash_data"), a.str("ocsp_response")
+		if a.failed() {
+			return nil
+		}
+		s.UpdateOCSPCache(h, resp) // the interface has no result; the store logs why it rejected
+		return nil
+	},
+	"verify_file_signature": func(_ context.Context, s *store.Store, a *args) any {
+		path, cert, sig := a.str("file_path"), a.str("signing_certificate"), a.str("signature")
+		if a.failed() {
+			return nil
+		}
+		return s.VerifyFileSignature(path, cert, sig)
+	},
 
 	// evsesec's own commands, beside the interface's: the library operations the reference
 	// module did not expose.
@@ -88,6 +113,13 @@ var commands = map[string]handler{
 			return nil
 		}
 		return s.CertificateSigningRequestFailed(csr, t)
+	},
+	"verify_firmware_signer": func(_ context.Context, s *store.Store, a *args) any {
+		chain := a.str("signing_certificate")
+		if a.failed() {
+			return nil
+		}
+		return s.VerifyFirmwareSigner(chain)
 	},
 	"garbage_collect": func(_ context.Context, s *store.Store, a *args) any {
 		return s.GarbageCollect()

@@ -49,6 +49,10 @@ type Config struct {
 	CSRDNSNames    []string `yaml:"csr_dns_names"`
 	CSRIPAddresses []string `yaml:"csr_ip_addresses"`
 
+	// VerifyFirmwareSigner makes verify_file_signature also require the signing certificate to
+	// verify against the MF domain (off by default: the interface's command never did).
+	VerifyFirmwareSigner bool `yaml:"verify_firmware_signer"`
+
 	// SECCLeafProfile is the certificate profile V2G leaves must meet to install: "iso15118-2"
 	// (DC=CPO, key usage, P-256; the default) or "none".
 	SECCLeafProfile string `yaml:"secc_leaf_profile"`
