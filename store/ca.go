@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -63,7 +64,7 @@ func (s *Store) installCA(pemText string, t CAType) (InstallResult, []Event) {
 		s.log.Warn("install_ca_certificate rejected: expired", "domain", t, "subject", c.Subject.String(), "not_after", c.NotAfter)
 		return InstallExpired, nil
 	}
-	v := s.readCAs()
+	v := s.readCAsExact()
 	if !selfSigned {
 		if len(v.all.Issuers(c)) == 0 {
 			if certs.NamesEqual(c.RawSubject, c.RawIssuer) || hasNamedIssuer(v.all, c) {
@@ -79,22 +80,38 @@ func (s *Store) installCA(pemText string, t CAType) (InstallResult, []Event) {
 		s.log.Info("install_ca_certificate: already installed", "domain", t, "subject", c.Subject.String())
 		return InstallAccepted, []Event{{Kind: EventInstall, Operation: OperationInstalled, CAType: t, Path: b.path}}
 	}
+	if !b.isDir && len(b.unreadable) > 0 {
+		// Appending to a file that does not parse would answer Accepted for a certificate that
+		// could never be read back: the whole file stays unreadable.
+		s.log.Error("install_ca_certificate: the bundle file cannot be read or parsed; not writing to it", "domain", t, "path", b.path)
+		return InstallWriteError, nil
+	}
 	path, err := s.addToBundle(b, c, selfSigned)
 	if err != nil {
 		s.log.Error("install_ca_certificate: write failed", "domain", t, "err", err)
 		return InstallWriteError, nil
 	}
+	if b.isDir {
+		s.refreshDerived(b.path)
+	}
 	s.log.Info("installed CA certificate", "domain", t, "subject", c.Subject.String(), "path", path)
 	return InstallAccepted, []Event{{Kind: EventInstall, Operation: OperationInstalled, CAType: t, Path: path}}
 }
 
-// hasNamedIssuer reports whether the pool holds a certificate whose subject is c's issuer name,
-// whatever its key: then c's failure to chain is a bad signature, not a missing issuer.
+// hasNamedIssuer reports whether the pool holds a certificate that claims to be c's issuer: its
+// subject is c's issuer name and its key identifier does not contradict c's authority key
+// identifier. Then c's failure to chain is a bad signature, not a missing issuer. A CA that only
+// shares the name (a new root with the old root's DN and another key) is not such a claim: c's
+// issuer is then simply not installed.
 func hasNamedIssuer(p *certs.Pool, c *x509.Certificate) bool {
 	for _, cand := range p.Certificates() {
-		if certs.NamesEqual(cand.RawSubject, c.RawIssuer) {
-			return true
+		if !certs.NamesEqual(cand.RawSubject, c.RawIssuer) {
+			continue
 		}
+		if len(c.AuthorityKeyId) > 0 && len(cand.SubjectKeyId) > 0 && !bytes.Equal(c.AuthorityKeyId, cand.SubjectKeyId) {
+			continue
+		}
+		return true
 	}
 	return false
 }
@@ -286,5 +303,5 @@ var errNotFound = errors.New("not found")
 
 // describe names a certificate in logs without leaking anything secret.
 func describe(c *x509.Certificate) string {
-	return fmt.Sprintf("%s (serial %s)", c.Subject.String(), certs.SerialHex(c.SerialNumber))
+	return fmt.Sprintf("%s (serial %s)", certs.NameString(c.RawSubject), certs.SerialHex(c.SerialNumber))
 }

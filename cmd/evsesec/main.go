@@ -32,6 +32,9 @@ func init() {
 		"install-ca": {"install a CA certificate file into a domain", runInstallCA},
 		"verify":     {"verify a certificate chain file against domains", runVerify},
 	}
+	for name, sc := range operatorSubcommands {
+		subcommands[name] = sc
+	}
 }
 
 func main() {
