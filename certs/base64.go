@@ -3,6 +3,7 @@ package certs
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -10,9 +11,11 @@ import (
 var ErrBase64 = errors.New("not valid base64")
 
 // DecodeBase64 decodes standard base64 as OCPP and the interface send it: whitespace and line
-// breaks anywhere are ignored and missing padding is tolerated (some backends strip it). Unlike
-// the reference, an error is reported instead of an empty result, so "" and garbage can be told
-// apart.
+// breaks anywhere are ignored and missing padding is tolerated (some backends strip it), as are
+// non-zero bits in the last character (OpenSSL's decoder, which the reference used, ignores them
+// too). Too much padding, padding in the middle, characters outside the standard alphabet and
+// input without any data are errors. Unlike the reference, an error is reported instead of an
+// empty result, so "" and garbage can be told apart.
 func DecodeBase64(s string) ([]byte, error) {
 	clean := strings.Map(func(r rune) rune {
 		switch r {
@@ -21,13 +24,18 @@ func DecodeBase64(s string) ([]byte, error) {
 		}
 		return r
 	}, s)
-	clean = strings.TrimRight(clean, "=")
-	if clean == "" {
-		return nil, errors.Join(ErrBase64, errors.New("empty input"))
+	data := strings.TrimRight(clean, "=")
+	if data == "" {
+		return nil, fmt.Errorf("%w: empty input", ErrBase64)
 	}
-	b, err := base64.RawStdEncoding.Strict().DecodeString(clean)
+	// Padding completes the last group of four characters: at most as many '=' as that group
+	// lacks ("YQ" takes up to two, "YWJj" none).
+	if pad, room := len(clean)-len(data), (4-len(data)%4)%4; pad > room {
+		return nil, fmt.Errorf("%w: %d padding characters where at most %d fit", ErrBase64, pad, room)
+	}
+	b, err := base64.RawStdEncoding.DecodeString(data)
 	if err != nil {
-		return nil, errors.Join(ErrBase64, err)
+		return nil, fmt.Errorf("%w: %v", ErrBase64, err)
 	}
 	return b, nil
 }
@@ -37,6 +45,7 @@ func DecodeBase64(s string) ([]byte, error) {
 func EncodeBase64(b []byte) string {
 	enc := base64.StdEncoding.EncodeToString(b)
 	var sb strings.Builder
+	sb.Grow(len(enc) + len(enc)/64 + 1)
 	for len(enc) > 64 {
 		sb.WriteString(enc[:64])
 		sb.WriteByte('\n')

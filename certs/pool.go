@@ -168,9 +168,13 @@ func (p *Pool) signedBy(child *x509.Certificate, childFP Fingerprint, parent *po
 
 // Issuers returns every certificate of the pool that issued c: its name matches c's issuer,
 // its key identifier agrees with c's authority key identifier and its key verifies c's
-// signature. A cross-signed CA has several. c itself is never returned, so a self-signed root has
-// none.
+// signature. A cross-signed CA has several. A self-signed certificate has none: it is its own
+// issuer, even when the pool holds another self-signed certificate with the same name and key (a
+// root re-issued with new dates), whose key verifies its signature too.
 func (p *Pool) Issuers(c *x509.Certificate) []*x509.Certificate {
+	if p.IsSelfSigned(c) {
+		return nil
+	}
 	fp := FingerprintOf(c)
 	var out []*x509.Certificate
 	for _, e := range p.issuerCandidates(c, canonicalKey(c.RawIssuer)) {
@@ -192,7 +196,9 @@ func (p *Pool) Issuer(c *x509.Certificate) *x509.Certificate {
 	return nil
 }
 
-// Children returns the pool's certificates that c issued (excluding c itself), in insertion order.
+// Children returns the pool's certificates that c issued, in insertion order. Self-signed
+// certificates are never children (see Issuers), so neither c itself nor a root re-issued under
+// the same name and key is returned.
 func (p *Pool) Children(c *x509.Certificate) []*x509.Certificate {
 	cfp := FingerprintOf(c)
 	parent, ok := p.byFP[cfp]
@@ -205,6 +211,9 @@ func (p *Pool) Children(c *x509.Certificate) []*x509.Certificate {
 			continue
 		}
 		if len(e.cert.AuthorityKeyId) > 0 && len(c.SubjectKeyId) > 0 && !bytes.Equal(e.cert.AuthorityKeyId, c.SubjectKeyId) {
+			continue
+		}
+		if e.subject == e.issuer && p.selfSigned(e) {
 			continue
 		}
 		if p.signedBy(e.cert, e.fp, parent) {

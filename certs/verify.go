@@ -188,7 +188,7 @@ func (s *pathSearch) search(path []*x509.Certificate) []*x509.Certificate {
 	}
 	topFP := FingerprintOf(top)
 	topIssuer := canonicalKey(top.RawIssuer)
-	candidates := 0
+	candidates, signers := 0, 0
 	for _, pool := range []*Pool{s.trusted, s.untrusted} {
 		for _, e := range pool.issuerCandidates(top, topIssuer) {
 			if e.fp == topFP || inPath(path, e.fp) {
@@ -202,10 +202,18 @@ func (s *pathSearch) search(path []*x509.Certificate) []*x509.Certificate {
 			if !pool.signedBy(top, topFP, e) {
 				continue
 			}
+			signers++
 			if chain := s.search(append(path[:len(path):len(path)], e.cert)); chain != nil {
 				return chain
 			}
 		}
+	}
+	// A bad signature is only the verdict when no candidate signed top; when one did, the path
+	// above it failed and that failure (recorded by the recursive call) is the reason. Recording
+	// InvalidSignature here too would outrank a missing root further up, and a leaf whose sub-CA
+	// lacks its root would come back InvalidSignature instead of IssuerNotFound.
+	if signers > 0 {
+		return nil
 	}
 	if candidates > 0 {
 		s.fail(&VerifyError{ReasonInvalidSignature, top, "signature does not verify with the key of any certificate named as its issuer"})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -21,6 +22,9 @@ type caBundle struct {
 	path  string
 	isDir bool
 	files []*certFile
+	// unreadable are the bundle's files that exist but could not be read or parsed; they are
+	// skipped (never hiding the rest of a directory) but must not be written to blindly.
+	unreadable []string
 }
 
 // certificates returns the bundle's certificates in file order, each once.
@@ -60,22 +64,68 @@ func (s *Store) isDirBundle(path string) bool {
 }
 
 // readBundle loads the bundle of domain t. A missing bundle is empty; it is not created.
-func (s *Store) readBundle(t CAType) *caBundle {
+func (s *Store) readBundle(t CAType) *caBundle { return s.readBundleWith(t, s.files.load) }
+
+// readBundleExact is readBundle for operations that write the bundle: every file is read and
+// compared with the cached version byte for byte (see loadExact).
+func (s *Store) readBundleExact(t CAType) *caBundle { return s.readBundleWith(t, s.loadExact) }
+
+func (s *Store) readBundleWith(t CAType, load func(string) (*certFile, error)) *caBundle {
 	b := &caBundle{ca: t, path: s.cfg.CABundlePath(t)}
 	b.isDir = s.isDirBundle(b.path)
+	var paths []string
 	if b.isDir {
-		paths, err := s.listDir(b.path)
-		if err != nil {
+		var err error
+		if paths, err = s.listDir(b.path); err != nil {
 			s.log.Warn("cannot list CA bundle directory", "domain", t, "path", b.path, "err", err)
 		}
-		b.files = s.loadFiles(paths)
-		return b
+	} else if _, err := s.fs.Stat(b.path); !errors.Is(err, fs.ErrNotExist) {
+		paths = []string{b.path}
 	}
-	if _, err := s.fs.Stat(b.path); errors.Is(err, fs.ErrNotExist) {
-		return b
+	for _, p := range paths {
+		f, err := load(p)
+		if err == nil {
+			err = f.err
+		}
+		if err != nil {
+			s.log.Warn("skipping CA bundle file that cannot be read or parsed", "domain", t, "path", p, "err", err)
+			b.unreadable = append(b.unreadable, p)
+			continue
+		}
+		b.files = append(b.files, f)
 	}
-	b.files = s.loadFiles([]string{b.path})
 	return b
+}
+
+// loadExact returns the parsed content of path exactly as it is on disk now, reusing the cached
+// parse only when the bytes are the same. The file cache trusts a file's stamp (mtime, size,
+// inode); a file another process rewrote within one timestamp tick, with the same size and a
+// recycled inode number, keeps the stamp of the cached version. Reading is fine with that rare
+// staleness, but a write built on a stale copy (cutting a certificate out of it) would write the
+// other process's change away, so operations that write use this instead.
+func (s *Store) loadExact(path string) (*certFile, error) {
+	fi, err := s.fs.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
+	}
+	data, err := s.fs.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c := s.files
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cached, ok := c.files[path]; ok && bytes.Equal(cached.file.data, data) {
+		return cached.file, nil
+	}
+	f := parseCertFile(path, data)
+	// The stamp was taken before the read: if the file changed in between, the stamp on disk
+	// differs from this one and the next cached load parses again.
+	c.files[path] = cachedFile{stamp: stampOf(fi), file: f}
+	return f, nil
 }
 
 // caView is every domain's bundle read at one moment, with the pools built from them.
@@ -87,11 +137,16 @@ type caView struct {
 	all *certs.Pool
 }
 
-func (s *Store) readCAs() *caView {
+func (s *Store) readCAs() *caView { return s.readCAsWith(s.readBundle) }
+
+// readCAsExact is readCAs for operations that write bundles (see loadExact).
+func (s *Store) readCAsExact() *caView { return s.readCAsWith(s.readBundleExact) }
+
+func (s *Store) readCAsWith(read func(CAType) *caBundle) *caView {
 	v := &caView{s: s, bundles: make(map[CAType]*caBundle, len(CATypes))}
 	var all []*certFile
 	for _, t := range CATypes {
-		b := s.readBundle(t)
+		b := read(t)
 		v.bundles[t] = b
 		all = append(all, b.files...)
 	}
@@ -117,9 +172,19 @@ func (v *caView) domainPool(types ...CAType) *certs.Pool {
 // poolCache keeps pools keyed by the exact file versions they were built from. The file cache
 // hands out the same *certFile for an unchanged file, so an unchanged store reuses its pools and
 // their cached signature checks.
+//
+// The key is made of the files' addresses, so every entry also holds the files themselves: an
+// address is only unique while its object is alive, and a file version dropped from the file
+// cache could otherwise be collected and its address handed to the next version of the same
+// file, which would then get the old version's pool.
 type poolCache struct {
 	mu    sync.Mutex
-	pools map[string]*certs.Pool
+	pools map[string]pooled
+}
+
+type pooled struct {
+	files []*certFile // keeps the keyed addresses alive; compared on every hit
+	pool  *certs.Pool
 }
 
 func (c *poolCache) get(files []*certFile) *certs.Pool {
@@ -129,8 +194,8 @@ func (c *poolCache) get(files []*certFile) *certs.Pool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if p, ok := c.pools[key.String()]; ok {
-		return p
+	if e, ok := c.pools[key.String()]; ok && slices.Equal(e.files, files) {
+		return e.pool
 	}
 	var cs []*x509.Certificate
 	for _, f := range files {
@@ -138,9 +203,9 @@ func (c *poolCache) get(files []*certFile) *certs.Pool {
 	}
 	p := certs.NewPool(cs...)
 	if c.pools == nil || len(c.pools) > 64 {
-		c.pools = make(map[string]*certs.Pool)
+		c.pools = make(map[string]pooled)
 	}
-	c.pools[key.String()] = p
+	c.pools[key.String()] = pooled{files: slices.Clone(files), pool: p}
 	return p
 }
 

@@ -32,7 +32,7 @@ func (s *Store) DeleteCertificate(h certs.HashData) DeleteResult {
 }
 
 func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {
-	v := s.readCAs()
+	v := s.readCAsExact()
 	found, failed := false, false
 	var events []Event
 	done := map[string]bool{} // bundle paths already edited (several domains may share one)
@@ -55,6 +55,7 @@ func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {
 		}
 		done[b.path] = true
 		drop := cascade(pool, targets)
+		edited := false
 		for _, f := range b.files {
 			changed, err := s.removeFromFile(f, drop, b.isDir)
 			if err != nil {
@@ -63,6 +64,10 @@ func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {
 			} else if changed {
 				s.log.Info("deleted CA certificates from bundle", "domain", t, "path", f.path, "count", countIn(f, drop))
 			}
+			edited = edited || changed || err != nil
+		}
+		if b.isDir && edited {
+			s.refreshDerived(b.path)
 		}
 	}
 	if found {

@@ -28,13 +28,14 @@ func (s *Store) VerifyFileSignature(path, signingCertPEM, signatureB64 string) b
 	}
 	digest, err := certs.FileSHA256(path)
 	if err != nil {
-		s.log.Warn("verify_file_signature: cannot read the file", "err", err)
+		s.log.Warn("verify_file_signature: cannot read the file", "path", path, "err", err)
 		return false
 	}
 	if err := certs.VerifyDigestSignature(cs[0], digest, sig); err != nil {
-		s.log.Warn("verify_file_signature: signature check failed", "path", path, "err", err)
+		s.log.Warn("verify_file_signature: signature check failed", "path", path, "signer", describe(cs[0]), "err", err)
 		return false
 	}
+	s.log.Info("verify_file_signature: signature verified", "path", path, "signer", describe(cs[0]))
 	return true
 }
 

@@ -74,9 +74,20 @@ func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event
 	}
 	leaf := cs[0]
 	v := s.readCAs()
+	ls := s.readLeaves(lt)
+	// The sub-CAs may come with the leaf or already be in the leaf directory (in the chain file of
+	// the leaf being renewed): OCPP's CertificateSigned may carry the leaf alone, and in the
+	// EVerest default layout the V2G bundle holds only the root. The directory's certificates
+	// are untrusted path elements, exactly as the input's.
+	inter := append([]*x509.Certificate{}, cs[1:]...)
+	for _, f := range ls.files {
+		if len(f.certs) > 1 {
+			inter = append(inter, f.certs[1:]...)
+		}
+	}
 	path, verr := certs.Verify(leaf, certs.VerifyOptions{
 		Trusted:         v.domainPool(lt.Domain()),
-		Intermediates:   cs[1:],
+		Intermediates:   inter,
 		Time:            s.now(),
 		AllowFutureLeaf: true,
 	})
@@ -91,7 +102,6 @@ func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event
 			return res, nil
 		}
 	}
-	ls := s.readLeaves(lt)
 	kl := s.findKey(leaf, "", ls.keyDir)
 	if kl.key == nil {
 		s.log.Warn("update_leaf_certificate rejected: the leaf's private key is not in the key directory", "type", lt, "dir", ls.keyDir, "leaf", describe(leaf))
