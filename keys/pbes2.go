@@ -189,7 +189,9 @@ func parseEncryptedPKCS8(der, password []byte) (crypto.Signer, error) {
 	key, ok := decryptPKCS8(der, password)
 	if !ok {
 		// youmark/pkcs8 does not check the padding; a wrong password shows up as plaintext that is
-		// no PKCS#8 key. A damaged ciphertext looks the same, hence one error for both.
+		// no PKCS#8 key. A damaged ciphertext looks the same, and so, since the library hides the
+		// plaintext, does a correctly decrypted key of a type Go cannot parse (Ed448, brainpool):
+		// hence one error for all of them.
 		return nil, fail(ErrWrongPassword, "%s", scheme)
 	}
 	return asSigner(key)
