@@ -3,7 +3,7 @@ GO        ?= go
 BIN       ?= bin/evsesec
 DEMO_DIR  ?= demo-store
 # Packages whose tests also run under the race detector (the store and everything that serves it).
-RACE_PKGS ?= ./store/... ./api/... ./certs/...
+RACE_PKGS ?= ./store/... ./api/... ./certs/... ./tlsconf/...
 
 .PHONY: all build test vet demo clean
 
