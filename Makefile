@@ -20,6 +20,7 @@ vet:
 test: vet
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	CGO_ENABLED=1 $(GO) test -count=1 -tags pkcs11 ./keys/pkcs11/
 
 # A demo store with the test PKI, listed through the interface.
 demo: build
