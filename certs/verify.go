@@ -266,6 +266,10 @@ func (s *pathSearch) check(path []*x509.Certificate) *VerifyError {
 		start := s.now
 		if i > 0 && s.future {
 			start = leaf.NotBefore
+			if start.After(c.NotAfter) {
+				// The CA is gone before the leaf starts: the leaf can never verify.
+				return &VerifyError{ReasonExpired, c, "certificate expires on " + c.NotAfter.UTC().Format(time.RFC3339) + ", before the leaf becomes valid"}
+			}
 		} else if i == 0 && s.future {
 			continue
 		}

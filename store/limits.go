@@ -9,16 +9,22 @@ import (
 
 // usage counts the regular files of the store and their bytes: each CA bundle file, everything
 // below a CA bundle directory and below the leaf directories (OCSP responses included), each path
-// once even when directories are shared. Symlinks are not counted: they hold no data.
+// once even when directories are shared. Symlinks inside those directories are not counted: they
+// hold no data (OpenSSL hash links, certificate links). A configured bundle or leaf directory
+// path that is itself a symlink is followed: the data it points at is the store's.
 func (s *Store) usage() (entries int, size int64) {
 	seen := map[string]bool{}
-	var walk func(p string)
-	walk = func(p string) {
+	var walk func(p string, top bool)
+	walk = func(p string, top bool) {
 		if seen[p] {
 			return
 		}
 		seen[p] = true
-		fi, err := s.fs.Lstat(p)
+		stat := s.fs.Lstat
+		if top {
+			stat = s.fs.Stat
+		}
+		fi, err := stat(p)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				s.log.Warn("cannot stat store path", "path", p, "err", err)
@@ -36,17 +42,17 @@ func (s *Store) usage() (entries int, size int64) {
 				return
 			}
 			for _, de := range des {
-				walk(filepath.Join(p, de.Name()))
+				walk(filepath.Join(p, de.Name()), false)
 			}
 		}
 	}
 	for _, t := range CATypes {
-		walk(s.cfg.CABundlePath(t))
+		walk(s.cfg.CABundlePath(t), true)
 	}
 	for _, lt := range []LeafType{LeafCSMS, LeafV2G} {
 		cd, kd, _ := s.cfg.LeafDirs(lt)
-		walk(cd)
-		walk(kd)
+		walk(cd, true)
+		walk(kd, true)
 	}
 	return entries, size
 }

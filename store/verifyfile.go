@@ -44,11 +44,10 @@ func (s *Store) prepareCacheDir(dir string) error {
 	if filepath.Dir(dir) == s.cfg.CertsRoot {
 		return nil
 	}
-	parent := filepath.Dir(dir)
-	if err := s.fs.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	for _, p := range []string{parent, dir} {
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := s.fs.MkdirAll(p, 0o700); err != nil {
+			return err
+		}
 		fi, err := s.fs.Lstat(p)
 		if err != nil {
 			return err
