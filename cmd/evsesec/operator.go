@@ -114,7 +114,7 @@ func dispatchRaw(sf *storeFlags, command string, argsJSON []byte, stdout, stderr
 	}
 	out, err := api.NewDispatcher(s).Call(context.Background(), command, argsJSON)
 	if err != nil {
-		fmt.Fprintln(stderr, "evsesec "+command+":", oneLine(err.Error()))
+		fmt.Fprintln(stderr, "evsesec:", oneLine(err.Error()))
 		var ae *api.ArgError
 		if errors.As(err, &ae) || errors.Is(err, api.ErrUnknownCommand) {
 			return exitUsage
