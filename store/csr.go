@@ -244,8 +244,11 @@ func (s *Store) csrTemplate(lt LeafType, country, organization, common string, a
 // rdnSET is one RDN for marshalling (a SET OF AttributeTypeAndValue).
 type rdnSET []rawAttribute
 
-// CertificateSigningRequestFailed drops the pending key of a CSR the backend will not answer
-// (the reference left it until expiry). It reports whether a key was removed.
+// CertificateSigningRequestFailed drops the key of a CSR the backend will not answer (the
+// reference left it until expiry). The key is the one in lt's key directory whose public key is
+// the CSR's; it is removed when no certificate of the store uses it, whether or not it is still
+// on the pending list (after a restart the list is empty until garbage collection adopts the
+// key). It reports whether a key was removed.
 func (s *Store) CertificateSigningRequestFailed(csrPEM string, lt LeafType) bool {
 	blk, _ := pem.Decode([]byte(csrPEM))
 	if blk == nil {
@@ -265,12 +268,17 @@ func (s *Store) CertificateSigningRequestFailed(csrPEM string, lt LeafType) bool
 	}
 	defer unlock()
 	fp := keys.Fingerprint(csr.PublicKey)
+	if fp == "" {
+		return false
+	}
 	for _, k := range s.listKeys(keyDir) {
 		if k.err != nil || k.fp != fp {
 			continue
 		}
-		if _, pending := s.pending.get(k.path); !pending {
-			continue
+		inUse := s.certificateKeys(s.readCAs(), []*leafSet{s.readLeaves(LeafV2G), s.readLeaves(LeafCSMS)})
+		if inUse[fp] {
+			s.log.Warn("certificate_signing_request_failed: the key is kept, a certificate uses it", "key", k.path)
+			return false
 		}
 		if err := removeDurable(s.fs, k.path); err != nil {
 			s.log.Error("certificate_signing_request_failed: cannot remove key", "key", k.path, "err", err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"github.com/evsesec/evsesec/certs"
-	"github.com/evsesec/evsesec/keys"
 )
 
 // GCReport says what a garbage collection run removed.
@@ -17,18 +16,29 @@ type GCReport struct {
 // those pending longer than CSRExpiry are deleted; OCSP responses of certificates that are gone or
 // past their nextUpdate are deleted. Only when the store is over a limit: expired leaves beyond
 // the newest MinKeptLeaves of each type are deleted with their key and OCSP files. A key is only
-// ever deleted when no certificate in any leaf directory matches it; a key that cannot be read
+// ever deleted when no certificate of the store matches it; a key that cannot be read
 // (wrong password, unsupported format) is never deleted (the reference's defect 3).
 func (s *Store) GarbageCollect() GCReport {
 	unlock, err := s.lock.lock()
 	if err != nil {
 		s.log.Error("garbage collection: cannot lock the store", "err", err)
-		return GCReport{}
+		return GCReport{}.nonNil()
 	}
 	rep, events := s.garbageCollect()
 	unlock()
 	s.emit(events)
-	return rep
+	return rep.nonNil()
+}
+
+// nonNil gives the report empty lists instead of nil ones, so its JSON (garbage_collect) always
+// has three arrays.
+func (r GCReport) nonNil() GCReport {
+	for _, l := range []*[]string{&r.ExpiredCSRKeys, &r.RemovedLeaves, &r.RemovedOCSP} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
+	return r
 }
 
 func (s *Store) garbageCollect() (GCReport, []Event) {
@@ -38,16 +48,12 @@ func (s *Store) garbageCollect() (GCReport, []Event) {
 	sets := []*leafSet{s.readLeaves(LeafV2G), s.readLeaves(LeafCSMS)}
 	if full, why := s.isFull(); full {
 		s.log.Info("garbage collection: store over its limit, pruning expired leaves", "why", why)
-		for _, ls := range sets {
-			removed, ev := s.pruneExpiredLeaves(sets, ls)
-			rep.RemovedLeaves = append(rep.RemovedLeaves, removed...)
-			events = append(events, ev...)
-		}
+		rep.RemovedLeaves, events = s.pruneExpiredLeaves(v, sets)
 		if len(events) > 0 {
 			sets = []*leafSet{s.readLeaves(LeafV2G), s.readLeaves(LeafCSMS)}
 		}
 	}
-	rep.ExpiredCSRKeys = s.expireCSRKeys(sets)
+	rep.ExpiredCSRKeys = s.expireCSRKeys(v, sets)
 	rep.RemovedOCSP = s.sweepOCSP(v, sets)
 	if len(events) > 0 {
 		s.updateLinksLocked()
@@ -55,22 +61,45 @@ func (s *Store) garbageCollect() (GCReport, []Event) {
 	return rep, events
 }
 
-// pruneExpiredLeaves deletes the expired leaves of ls that are not among its newest
-// MinKeptLeaves.
-func (s *Store) pruneExpiredLeaves(sets []*leafSet, ls *leafSet) ([]string, []Event) {
+// pruneExpiredLeaves deletes, for each leaf type, the expired leaves that are not among its
+// newest MinKeptLeaves. The victims of both types are chosen first, so a key shared by two
+// victims goes and a key shared with any leaf that stays is kept. A directory shared by both
+// types is pruned once.
+func (s *Store) pruneExpiredLeaves(v *caView, sets []*leafSet) ([]string, []Event) {
 	now := s.now()
 	var removed []string
 	var events []Event
 	removing := map[certs.Fingerprint]bool{}
-	var victims []*leafEntry
-	for i, e := range ls.entries {
-		if i < s.cfg.MinKeptLeaves || validityAt(e.cert, now) != expired {
+	type victim struct {
+		ls *leafSet
+		e  *leafEntry
+	}
+	var victims []victim
+	seenDir := map[string]bool{}
+	for _, ls := range sets {
+		if seenDir[ls.certDir] {
 			continue
 		}
-		removing[e.fp] = true
-		victims = append(victims, e)
+		seenDir[ls.certDir] = true
+		pool := s.hashPool(v, ls)
+		for i, e := range ls.entries {
+			if i < s.cfg.MinKeptLeaves || validityAt(e.cert, now) != expired {
+				continue
+			}
+			removing[e.fp] = true
+			owner := ls
+			for _, other := range sets {
+				// A directory shared by both types: the leaf is reported under its own type.
+				if other != ls && other.certDir == ls.certDir && !s.chainsToDomain(v, pool, e.cert, ls.lt) &&
+					s.chainsToDomain(v, pool, e.cert, other.lt) {
+					owner = other
+				}
+			}
+			victims = append(victims, victim{owner, e})
+		}
 	}
-	for _, e := range victims {
+	for _, vi := range victims {
+		ls, e := vi.ls, vi.e
 		if err := s.removeLeafUnit(sets, ls, e, removing); err != nil {
 			s.log.Error("garbage collection: cannot remove expired leaf", "leaf", describe(e.cert), "err", err)
 			continue
@@ -85,25 +114,21 @@ func (s *Store) pruneExpiredLeaves(sets []*leafSet, ls *leafSet) ([]string, []Ev
 }
 
 // expireCSRKeys adopts keys without a certificate as pending and deletes those pending for longer
-// than CSRExpiry.
-func (s *Store) expireCSRKeys(sets []*leafSet) []string {
-	inUse := map[string]bool{}
-	for _, ls := range sets {
-		for _, f := range ls.files {
-			for _, c := range f.certs {
-				inUse[keys.Fingerprint(c.PublicKey)] = true
-			}
-		}
-	}
+// than CSRExpiry. A key belongs to a certificate when any certificate of the store (CA bundles
+// included) has its public key; such a key is never pending.
+func (s *Store) expireCSRKeys(v *caView, sets []*leafSet) []string {
+	inUse := s.certificateKeys(v, sets)
 	now := s.now()
 	var expiredKeys []string
 	seenDir := map[string]bool{}
+	seenKey := map[string]bool{}
 	for _, ls := range sets {
 		if seenDir[ls.keyDir] {
 			continue
 		}
 		seenDir[ls.keyDir] = true
 		for _, k := range s.listKeys(ls.keyDir) {
+			seenKey[k.path] = true
 			if k.err != nil {
 				s.log.Warn("key file cannot be read; it is kept", "key", k.path, "err", k.err)
 				continue
@@ -127,6 +152,12 @@ func (s *Store) expireCSRKeys(sets []*leafSet) []string {
 			s.pending.remove(k.path)
 			expiredKeys = append(expiredKeys, k.path)
 			s.log.Info("garbage collection: removed the key of an unanswered CSR", "key", k.path, "pending_since", since)
+		}
+	}
+	// A pending key that someone removed by hand is not pending any more.
+	for _, p := range s.PendingCSRKeys() {
+		if !seenKey[p] {
+			s.pending.remove(p)
 		}
 	}
 	return expiredKeys

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/evsesec/evsesec/keys"
 )
@@ -49,18 +50,39 @@ func (s *Store) listKeys(dir string) []*keyFile {
 		}
 		return nil
 	}
-	var out []*keyFile
+	var paths []string
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") || !keyFileExts[strings.ToLower(filepath.Ext(name))] {
 			continue
 		}
-		if k := s.loadKey(filepath.Join(dir, name)); k != nil {
+		paths = append(paths, filepath.Join(dir, name))
+	}
+	s.forgetGoneKeys(dir, paths)
+	var out []*keyFile
+	for _, p := range s.dropAliases(paths) {
+		if k := s.loadKey(p); k != nil {
 			out = append(out, k)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
 	return out
+}
+
+// forgetGoneKeys drops the cached keys of dir that are no longer among its key files, so the
+// cache does not grow with every CSR key that came and went.
+func (s *Store) forgetGoneKeys(dir string, present []string) {
+	keep := make(map[string]bool, len(present))
+	for _, p := range present {
+		keep[p] = true
+	}
+	s.keys.mu.Lock()
+	defer s.keys.mu.Unlock()
+	for p := range s.keys.files {
+		if filepath.Dir(p) == dir && !keep[p] {
+			delete(s.keys.files, p)
+		}
+	}
 }
 
 // loadKey reads the public key of one key file, from the cache when the file is unchanged. It
@@ -124,7 +146,11 @@ func (s *Store) findKey(cert *x509.Certificate, certPath, keyDir string) keyLook
 	if certPath != "" {
 		stem := strings.TrimSuffix(filepath.Base(certPath), filepath.Ext(certPath))
 		for _, ext := range []string{".key", ".tkey"} {
-			if k := s.loadKey(filepath.Join(keyDir, stem+ext)); k != nil && k.err == nil && k.fp == fp {
+			p := filepath.Join(keyDir, stem+ext)
+			if fi, err := s.fs.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+				continue // a link (update_certificate_links) is never the key's own file
+			}
+			if k := s.loadKey(p); k != nil && k.err == nil && k.fp == fp {
 				return keyLookup{key: k}
 			}
 		}
@@ -140,4 +166,79 @@ func (s *Store) findKey(cert *x509.Certificate, certPath, keyDir string) keyLook
 		}
 	}
 	return res
+}
+
+// certificateKeys returns the fingerprints of the public keys of every certificate the store
+// holds: the CA bundles of every domain and every certificate file of the given leaf sets. A key
+// file whose key is in this set belongs to a certificate and is never garbage.
+func (s *Store) certificateKeys(v *caView, sets []*leafSet) map[string]bool {
+	inUse := map[string]bool{}
+	add := func(files []*certFile) {
+		for _, f := range files {
+			for _, c := range f.certs {
+				if fp := keys.Fingerprint(c.PublicKey); fp != "" {
+					inUse[fp] = true
+				}
+			}
+		}
+	}
+	for _, t := range CATypes {
+		add(v.bundles[t].files)
+	}
+	for _, ls := range sets {
+		add(ls.files)
+	}
+	return inUse
+}
+
+// dropAliases removes from paths (the entries of one directory) the symlinks that are not store
+// files of their own: the links update_certificate_links maintains, and any symlink to a regular
+// file of the same list. Otherwise a link such as client/cso/SECC_LEAF.pem → SECC_LEAF_<id>.pem
+// would be read as a second file of its leaf, could be reported as the leaf's file, and the next
+// link update would point it at itself. A regular file is never dropped.
+func (s *Store) dropAliases(paths []string) []string {
+	managed := map[string]bool{}
+	for _, l := range []string{s.cfg.SECCLeafCertLink, s.cfg.SECCLeafKeyLink, s.cfg.CPOCertChainLink} {
+		if l != "" {
+			managed[filepath.Clean(s.cfg.Resolve(l))] = true
+		}
+	}
+	type fileID struct{ dev, ino uint64 }
+	idOf := func(fi fs.FileInfo) (fileID, bool) {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fileID{}, false
+		}
+		return fileID{uint64(st.Dev), uint64(st.Ino)}, true
+	}
+	regular := map[fileID]bool{}
+	isLink := make([]bool, len(paths))
+	for i, p := range paths {
+		fi, err := s.fs.Lstat(p)
+		if err != nil {
+			continue
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			isLink[i] = true
+			continue
+		}
+		if id, ok := idOf(fi); ok {
+			regular[id] = true
+		}
+	}
+	out := paths[:0:0]
+	for i, p := range paths {
+		if isLink[i] {
+			if managed[filepath.Clean(p)] {
+				continue
+			}
+			if fi, err := s.fs.Stat(p); err == nil {
+				if id, ok := idOf(fi); ok && regular[id] {
+					continue
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }

@@ -1,6 +1,10 @@
 package store
 
 import (
+	"crypto/x509"
+	"path/filepath"
+	"strings"
+
 	"github.com/evsesec/evsesec/certs"
 	"github.com/evsesec/evsesec/keys"
 )
@@ -31,6 +35,11 @@ func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) 
 				targets = append(targets, target{ls, e})
 			}
 		}
+		if ls.certDir == sets[0].certDir && ls != sets[0] {
+			// One directory for both types: its files were matched above already, as the
+			// other type's; the leaf is deleted once, under the type it belongs to.
+			continue
+		}
 		for _, f := range ls.files {
 			for _, c := range f.certs[min(1, len(f.certs)):] {
 				if hc, ok := pool.HashData(c, h.Algorithm); ok && hc.Equal(h) {
@@ -52,6 +61,8 @@ func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) 
 			return DeleteFailed, nil
 		}
 	}
+	targets = dedupeSharedDir(targets, func(t target) (string, certs.Fingerprint) { return t.ls.certDir, t.e.fp },
+		func(t target) bool { return s.chainsToDomain(v, pool, t.e.cert, t.ls.lt) })
 	deleted := map[certs.Fingerprint]bool{}
 	for _, t := range targets {
 		deleted[t.e.fp] = true
@@ -73,14 +84,27 @@ func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) 
 	return DeleteAccepted, events
 }
 
-// removeLeafUnit removes a leaf's files, its OCSP responses and its key. The key stays when a
-// leaf that is not being removed (in any leaf directory) has the same public key.
+// removeLeafUnit removes a leaf's files, the DER copies made of them for DER queries, its OCSP
+// responses and its key. The key stays when a leaf that is not being removed (in any leaf
+// directory) has the same public key.
 func (s *Store) removeLeafUnit(sets []*leafSet, ls *leafSet, e *leafEntry, removing map[certs.Fingerprint]bool) error {
 	for _, f := range append(append([]*certFile{}, e.single...), e.chains...) {
 		if err := removeDurable(s.fs, f.path); err != nil {
 			return err
 		}
 		s.removeOCSPFor(f.path, e.cert)
+		// The DER copies (derPaths) are named after the file; the key copy is a private key and
+		// must not outlive its leaf.
+		stem := strings.TrimSuffix(filepath.Base(f.path), filepath.Ext(f.path))
+		derDir := filepath.Join(filepath.Dir(f.path), derDirName)
+		for _, suffix := range []string{".der", ".chain.der", ".key.der"} {
+			if _, err := s.fs.Lstat(filepath.Join(derDir, stem+suffix)); err != nil {
+				continue
+			}
+			if err := removeDurable(s.fs, filepath.Join(derDir, stem+suffix)); err != nil {
+				return err
+			}
+		}
 	}
 	kl := s.findKey(e.cert, e.firstFile().path, ls.keyDir)
 	if kl.key == nil {
@@ -96,4 +120,51 @@ func (s *Store) removeLeafUnit(sets []*leafSet, ls *leafSet, e *leafEntry, remov
 	}
 	s.forgetPending(kl.key.path)
 	return removeDurable(s.fs, kl.key.path)
+}
+
+// dedupeSharedDir keeps one of the items that name the same leaf file twice (the CSMS and SECC
+// leaf directories are one directory, so the leaf was found as both types): the first whose type
+// the leaf belongs to (belongs), else the first.
+func dedupeSharedDir[T any](items []T, key func(T) (string, certs.Fingerprint), belongs func(T) bool) []T {
+	type k struct {
+		dir string
+		fp  certs.Fingerprint
+	}
+	chosen := map[k]int{}
+	var out []T
+	for _, it := range items {
+		d, fp := key(it)
+		i, seen := chosen[k{d, fp}]
+		switch {
+		case !seen:
+			chosen[k{d, fp}] = len(out)
+			out = append(out, it)
+		case !belongs(out[i]) && belongs(it):
+			out[i] = it
+		}
+	}
+	return out
+}
+
+// chainsToDomain reports whether c chains, by name, key identifier and signature and whatever
+// the time, to a certificate of lt's trust domain: the type a leaf belongs to when both types
+// share a directory.
+func (s *Store) chainsToDomain(v *caView, pool *certs.Pool, c *x509.Certificate, lt LeafType) bool {
+	domain := v.domainPool(lt.Domain())
+	seen := map[certs.Fingerprint]bool{}
+	var walk func(c *x509.Certificate) bool
+	walk = func(c *x509.Certificate) bool {
+		for _, is := range pool.Issuers(c) {
+			fp := certs.FingerprintOf(is)
+			if seen[fp] {
+				continue
+			}
+			seen[fp] = true
+			if domain.Contains(is) || walk(is) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(c)
 }

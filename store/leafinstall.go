@@ -104,7 +104,8 @@ func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event
 	}
 	kl := s.findKey(leaf, "", ls.keyDir)
 	if kl.key == nil {
-		s.log.Warn("update_leaf_certificate rejected: the leaf's private key is not in the key directory", "type", lt, "dir", ls.keyDir, "leaf", describe(leaf))
+		s.log.Warn("update_leaf_certificate rejected: the leaf's private key is not in the key directory", "type", lt, "dir", ls.keyDir,
+			"leaf", describe(leaf), "unreadable_keys", len(kl.unreadable))
 		return InstallWriteError, nil
 	}
 	chain := path
@@ -113,7 +114,10 @@ func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event
 	}
 	event := []Event{{Kind: EventInstall, Operation: OperationInstalled, LeafType: lt}}
 	for _, e := range ls.entries {
-		if e.fp == certs.FingerprintOf(leaf) && (len(chain) == 1 || e.chainFile() != nil) {
+		// Installed means both files a consumer is pointed at exist: the single file, and the
+		// chain file when the leaf has sub-CAs. A leaf left with only one of them (a crash
+		// between the two writes, or a file placed by hand) is written again in full.
+		if e.fp == certs.FingerprintOf(leaf) && len(e.single) > 0 && (len(chain) == 1 || e.chainFile() != nil) {
 			s.log.Info("update_leaf_certificate: leaf already installed", "type", lt, "leaf", describe(leaf))
 			s.fulfilPending(kl.key.path)
 			return InstallAccepted, event
