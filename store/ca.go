@@ -227,7 +227,7 @@ func (s *Store) GetCountOfInstalledCertificates(types []CertificateType) int {
 		} else if ct == V2GCertificateChain {
 			dir, _, _ := s.cfg.LeafDirs(LeafV2G)
 			paths, _ := s.listDir(dir)
-			for _, f := range s.loadFiles(paths) {
+			for _, f := range s.loadFiles(s.dropAliases(paths)) {
 				n += len(f.certs)
 			}
 		}

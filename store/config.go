@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -184,6 +185,11 @@ func (c Config) Validate() error {
 	}
 	if c.SECCLeafProfile != "iso15118-2" && c.SECCLeafProfile != "none" {
 		return fmt.Errorf("config: secc_leaf_profile %q: want iso15118-2 or none", c.SECCLeafProfile)
+	}
+	// The ISO 15118-2 profile only admits P-256 SECC keys: any other CSR key would yield a
+	// certificate that can never install.
+	if c.SECCLeafProfile == "iso15118-2" && c.SECCKeyAlgorithm != "" && !strings.EqualFold(strings.ReplaceAll(c.SECCKeyAlgorithm, "_", "-"), "P-256") && !strings.EqualFold(c.SECCKeyAlgorithm, "prime256v1") && !strings.EqualFold(c.SECCKeyAlgorithm, "secp256r1") {
+		return fmt.Errorf("config: secc_key_algorithm %q conflicts with secc_leaf_profile iso15118-2, which requires P-256 (set secc_leaf_profile: none for ISO 15118-20 keys)", c.SECCKeyAlgorithm)
 	}
 	if c.MaxStoreBytes < 0 || c.MaxStoreEntries < 0 || c.MinKeptLeaves < 0 || c.CSRExpiry < 0 || c.GCInterval < 0 {
 		return errors.New("config: limits must not be negative")
