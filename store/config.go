@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/evsesec/evsesec/keys"
 )
 
 // Config is the store's configuration. The first nine keys are the EvseSecurity module manifest's
@@ -49,6 +51,24 @@ type Config struct {
 	// CSRDNSNames and CSRIPAddresses are put into the subjectAltName of every CSR.
 	CSRDNSNames    []string `yaml:"csr_dns_names"`
 	CSRIPAddresses []string `yaml:"csr_ip_addresses"`
+
+	// CSMSKeyBackend and SECCKeyBackend choose where new CSR keys are made: "file" (default),
+	// "tpm" or "pkcs11". use_tpm=true in a CSR request always means the TPM.
+	CSMSKeyBackend string `yaml:"csms_key_backend"`
+	SECCKeyBackend string `yaml:"secc_key_backend"`
+	// TPMDevice is the TPM character device (default /dev/tpmrm0, used when it exists);
+	// TPMAddress a TPM simulator socket instead ("tcp://127.0.0.1:2321", "unix:///path",
+	// "swtpm:host=...,port=..."). TPMParentHandle is "owner" (default) or a persistent handle
+	// (0x81000001); TPMOwnerAuth its authorization value, if any.
+	TPMDevice       string `yaml:"tpm_device"`
+	TPMAddress      string `yaml:"tpm_address"`
+	TPMParentHandle string `yaml:"tpm_parent_handle"`
+	TPMOwnerAuth    string `yaml:"tpm_owner_auth"`
+	// PKCS11Module, PKCS11Token and PKCS11PIN reach a PKCS#11 token (a binary built with the
+	// pkcs11 tag). Keys in it are named by pkcs11: URIs stored in the key files.
+	PKCS11Module string `yaml:"pkcs11_module"`
+	PKCS11Token  string `yaml:"pkcs11_token"`
+	PKCS11PIN    string `yaml:"pkcs11_pin"`
 
 	// VerifyFirmwareSigner makes verify_file_signature also require the signing certificate to
 	// verify against the MF domain (off by default: the interface's command never did).
@@ -190,6 +210,11 @@ func (c Config) Validate() error {
 	// certificate that can never install.
 	if c.SECCLeafProfile == "iso15118-2" && c.SECCKeyAlgorithm != "" && !strings.EqualFold(strings.ReplaceAll(c.SECCKeyAlgorithm, "_", "-"), "P-256") && !strings.EqualFold(c.SECCKeyAlgorithm, "prime256v1") && !strings.EqualFold(c.SECCKeyAlgorithm, "secp256r1") {
 		return fmt.Errorf("config: secc_key_algorithm %q conflicts with secc_leaf_profile iso15118-2, which requires P-256 (set secc_leaf_profile: none for ISO 15118-20 keys)", c.SECCKeyAlgorithm)
+	}
+	for name, v := range map[string]string{"csms_key_backend": c.CSMSKeyBackend, "secc_key_backend": c.SECCKeyBackend} {
+		if _, err := keys.ParseKind(v); err != nil {
+			return fmt.Errorf("config: %s: %w", name, err)
+		}
 	}
 	if c.MaxStoreBytes < 0 || c.MaxStoreEntries < 0 || c.MinKeptLeaves < 0 || c.CSRExpiry < 0 || c.GCInterval < 0 {
 		return errors.New("config: limits must not be negative")

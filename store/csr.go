@@ -95,9 +95,9 @@ func (s *Store) GenerateCSR(lt LeafType, country, organization, common string, u
 		s.log.Warn("generate_certificate_signing_request rejected", "type", lt, "err", err)
 		return CSRResult{Status: CSRGenerationError}
 	}
+	kind := s.cfg.backendFor(lt)
 	if useTPM {
-		s.log.Warn("generate_certificate_signing_request rejected", "type", lt, "err", ErrNoTPM)
-		return CSRResult{Status: CSRKeyGenError}
+		kind = keys.KindTPM
 	}
 	algName := s.cfg.SECCKeyAlgorithm
 	if lt == LeafCSMS {
@@ -114,9 +114,9 @@ func (s *Store) GenerateCSR(lt LeafType, country, organization, common string, u
 		return CSRResult{Status: CSRKeyGenError}
 	}
 	defer unlock()
-	keyFile, signer, err := s.keyBackend().CreateKey(alg)
+	keyFile, signer, err := s.keyBackends.create(kind, alg)
 	if err != nil {
-		s.log.Error("generate_certificate_signing_request: key generation failed", "err", err)
+		s.log.Error("generate_certificate_signing_request: key generation failed", "backend", kind, "err", err)
 		return CSRResult{Status: CSRKeyGenError}
 	}
 	tmpl, err := s.csrTemplate(lt, country, organization, common, alg)
@@ -130,7 +130,7 @@ func (s *Store) GenerateCSR(lt LeafType, country, organization, common string, u
 		return CSRResult{Status: CSRGenerationError}
 	}
 	_, keyDir, _ := s.cfg.LeafDirs(lt)
-	keyPath := filepath.Join(keyDir, leafPrefix(lt)+s.newFileID()+".key")
+	keyPath := filepath.Join(keyDir, leafPrefix(lt)+s.newFileID()+keyFileExt(kind))
 	if err := writeAtomic(s.fs, keyPath, keyFile, 0o600, 0o700); err != nil {
 		s.log.Error("generate_certificate_signing_request: writing the key failed", "err", err)
 		return CSRResult{Status: CSRKeyGenError}
@@ -280,7 +280,7 @@ func (s *Store) CertificateSigningRequestFailed(csrPEM string, lt LeafType) bool
 			s.log.Warn("certificate_signing_request_failed: the key is kept, a certificate uses it", "key", k.path)
 			return false
 		}
-		if err := removeDurable(s.fs, k.path); err != nil {
+		if err := s.removeKeyFile(k.path); err != nil {
 			s.log.Error("certificate_signing_request_failed: cannot remove key", "key", k.path, "err", err)
 			return false
 		}

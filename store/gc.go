@@ -145,7 +145,7 @@ func (s *Store) expireCSRKeys(v *caView, sets []*leafSet) []string {
 			if now.Sub(since) <= s.cfg.CSRExpiry.D() {
 				continue
 			}
-			if err := removeDurable(s.fs, k.path); err != nil {
+			if err := s.removeKeyFile(k.path); err != nil {
 				s.log.Error("garbage collection: cannot remove expired CSR key", "key", k.path, "err", err)
 				continue
 			}

@@ -108,7 +108,7 @@ func (s *Store) Inventory() []CertificateRecord {
 func (s *Store) keyStatus(e *leafEntry, ls *leafSet) (path, status, location string) {
 	kl := s.findKey(e.cert, e.firstFile().path, ls.keyDir)
 	if kl.key != nil {
-		return kl.key.path, "ok", "file"
+		return kl.key.path, "ok", string(kl.key.kind)
 	}
 	for _, k := range kl.unreadable {
 		switch {

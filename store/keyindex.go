@@ -20,6 +20,7 @@ import (
 // not be read.
 type keyFile struct {
 	path string
+	kind keys.Kind // where the key lives: file, tpm, pkcs11
 	pub  crypto.PublicKey
 	fp   string // keys.Fingerprint of pub
 	err  error  // the key could not be read (wrong password, unsupported format)
@@ -109,7 +110,7 @@ func (s *Store) loadKey(path string) *keyFile {
 	if strings.EqualFold(filepath.Ext(path), ".pem") && !bytes.Contains(data, []byte("PRIVATE KEY-----")) {
 		k = nil
 	} else {
-		k = &keyFile{path: path}
+		k = &keyFile{path: path, kind: keys.KindOf(data)}
 		pub, err := s.keyBackend().PublicKey(data)
 		if err != nil {
 			k.err = err
@@ -126,10 +127,9 @@ func (s *Store) loadKey(path string) *keyFile {
 	return k
 }
 
-// keyBackend is the backend for the store's key files.
-func (s *Store) keyBackend() keys.Backend {
-	return keys.FileBackend{Password: []byte(s.cfg.PrivateKeyPassword)}
-}
+// keyBackend is the backend for the store's key files: each file goes to the backend of its
+// kind (software, TPM, PKCS#11).
+func (s *Store) keyBackend() *keyBackends { return s.keyBackends }
 
 // keyLookup is the outcome of looking for a certificate's private key.
 type keyLookup struct {

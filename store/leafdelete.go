@@ -119,7 +119,7 @@ func (s *Store) removeLeafUnit(sets []*leafSet, ls *leafSet, e *leafEntry, remov
 		}
 	}
 	s.forgetPending(kl.key.path)
-	return removeDurable(s.fs, kl.key.path)
+	return s.removeKeyFile(kl.key.path)
 }
 
 // dedupeSharedDir keeps one of the items that name the same leaf file twice (the CSMS and SECC

@@ -22,6 +22,8 @@ type Store struct {
 	pools   poolCache
 	keys    keyCache
 	pending pendingKeys
+
+	keyBackends *keyBackends
 	onEvent func(Event)
 }
 
@@ -62,6 +64,7 @@ func Open(cfg Config, opts Options) (*Store, error) {
 	}
 	s.lock = newStoreLock(cfg.CertsRoot)
 	s.files = newFileCache(s.fs)
+	s.keyBackends = openKeyBackends(cfg)
 	return s, nil
 }
 

@@ -24,72 +24,24 @@ import (
 )
 
 const (
-	testToken = "evsesec"
-	testSOPIN = "12345678"
-	testPIN   = "5678"
+	testToken = testtool.SoftHSMToken
+	testSOPIN = testtool.SoftHSMSOPIN
+	testPIN   = testtool.SoftHSMPIN
 )
 
-// softHSMModules are where Debian (and other distributions) put SoftHSM2's module.
-var softHSMModules = []string{
-	"/usr/lib/softhsm/libsofthsm2.so",
-	"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-	"/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-	"/usr/local/lib/softhsm/libsofthsm2.so",
-}
+// softHSM is the SoftHSM token of internal/testtool, with the names these tests use.
+type softHSM struct{ *testtool.SoftHSM }
 
-// softHSM is a SoftHSM2 token made for one test.
-type softHSM struct {
-	module string
-	conf   string // SOFTHSM2_CONF
-	dir    string
-}
-
-// newSoftHSM writes a SoftHSM2 configuration whose token directory is in t.TempDir(), points
-// SOFTHSM2_CONF at it (for this process and the tools it starts) and runs
-//
-//	softhsm2-util --init-token --free --label evsesec --so-pin 12345678 --pin 5678
-//
-// (and the same for each extra label). The module is loaded by the backend, after this.
 func newSoftHSM(t *testing.T, extraLabels ...string) *softHSM {
-	t.Helper()
-	util := testtool.Require(t, "softhsm2-util")
-	module := ""
-	for _, m := range softHSMModules {
-		if _, err := os.Stat(m); err == nil {
-			module = m
-			break
-		}
-	}
-	if module == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("softhsm2-util is installed but libsofthsm2.so was not found")
-		}
-		t.Skip("libsofthsm2.so not found")
-	}
-	dir := t.TempDir()
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.Mkdir(tokens, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	for _, label := range append([]string{testToken}, extraLabels...) {
-		out, err := exec.Command(util, "--init-token", "--free", "--label", label, "--so-pin", testSOPIN, "--pin", testPIN).CombinedOutput()
-		if err != nil {
-			t.Fatalf("softhsm2-util --init-token: %v\n%s", err, out)
-		}
-	}
-	return &softHSM{module: module, conf: conf, dir: dir}
+	h := testtool.NewSoftHSM(t, extraLabels...)
+	return &softHSM{h}
 }
 
 // open opens a backend on the test token and closes it when the test ends (which unloads the
 // module, so that the next test's SOFTHSM2_CONF takes effect).
 func (h *softHSM) open(t *testing.T, token, pin string) *Backend {
 	t.Helper()
-	b, err := Open(Config{ModulePath: h.module, TokenLabel: token, PIN: pin})
+	b, err := Open(Config{ModulePath: h.Module, TokenLabel: token, PIN: pin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,9 +162,9 @@ func TestSoftHSMLookupErrors(t *testing.T) {
 	// message. This runs before any backend logs in: PKCS#11 login state belongs to the process,
 	// so once one backend has logged in, another with a wrong PIN is let in too.
 	for _, cfg := range []Config{
-		{ModulePath: h.module, TokenLabel: testToken, PIN: "0000"},
-		{ModulePath: h.module, TokenLabel: "missing", PIN: testPIN},
-		{ModulePath: filepath.Join(h.dir, "no-module.so"), TokenLabel: testToken, PIN: testPIN},
+		{ModulePath: h.Module, TokenLabel: testToken, PIN: "0000"},
+		{ModulePath: h.Module, TokenLabel: "missing", PIN: testPIN},
+		{ModulePath: filepath.Join(h.Dir, "no-module.so"), TokenLabel: testToken, PIN: testPIN},
 	} {
 		bad, err := Open(cfg)
 		if err != nil {
@@ -333,7 +285,7 @@ func TestSoftHSMConcurrent(t *testing.T) {
 // SoftHSM module, so the test does not depend on p11-kit's proxy module.
 func opensslEngineConf(t *testing.T, h *softHSM) string {
 	t.Helper()
-	conf := filepath.Join(h.dir, "openssl.cnf")
+	conf := filepath.Join(h.Dir, "openssl.cnf")
 	text := `openssl_conf = openssl_init
 [openssl_init]
 engines = engine_section
@@ -341,7 +293,7 @@ engines = engine_section
 pkcs11 = pkcs11_section
 [pkcs11_section]
 engine_id = pkcs11
-MODULE_PATH = ` + h.module + `
+MODULE_PATH = ` + h.Module + `
 init = 0
 `
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
@@ -455,7 +407,7 @@ func TestSoftHSMOpenSSL(t *testing.T) {
 
 	t.Run("pkcs11-tool key in ours", func(t *testing.T) {
 		tool := testtool.Require(t, "pkcs11-tool")
-		run(t, nil, tool, "--module", h.module, "--token-label", testToken, "--login", "--pin", testPIN,
+		run(t, nil, tool, "--module", h.Module, "--token-label", testToken, "--login", "--pin", testPIN,
 			"--keypairgen", "--key-type", "EC:prime256v1", "--label", "secc", "--id", "5ecc")
 		keyFile := []byte("# made by pkcs11-tool\npkcs11:token=evsesec;object=secc;type=private\n")
 		s, err := b.Signer(keyFile)
@@ -463,7 +415,7 @@ func TestSoftHSMOpenSSL(t *testing.T) {
 			t.Fatalf("Signer of pkcs11-tool's key: %v", err)
 		}
 		pubPath := filepath.Join(dir, "secc.pub.der")
-		run(t, nil, tool, "--module", h.module, "--token-label", testToken, "--login", "--pin", testPIN,
+		run(t, nil, tool, "--module", h.Module, "--token-label", testToken, "--login", "--pin", testPIN,
 			"--read-object", "--type", "pubkey", "--label", "secc", "--output-file", pubPath)
 		der, err := os.ReadFile(pubPath)
 		if err != nil {
