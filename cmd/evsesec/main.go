@@ -31,6 +31,7 @@ func init() {
 		"help":       {"show this help", runHelp},
 		"install-ca": {"install a CA certificate file into a domain", runInstallCA},
 		"verify":     {"verify a certificate chain file against domains", runVerify},
+		"serve":      {"serve the interface over MQTT (EVerest topics; embedded or external broker)", runServe},
 	}
 	for name, sc := range operatorSubcommands {
 		subcommands[name] = sc
@@ -42,6 +43,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if isModuleInvocation(args) { // started by the EVerest manager as a module
+		return runModule(args, stdout, stderr)
+	}
 	if len(args) == 0 {
 		runHelp(nil, stderr, stderr)
 		return exitUsage

@@ -1,0 +1,154 @@
+package everest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/evsesec/evsesec/api"
+)
+
+// ErrorTypeOf classifies a Handler's error for the caller: a *CmdError keeps its type; an
+// *api.ArgError is a MessageParsingError when the argument object as a whole is unreadable and
+// a SchemaValidationError when an argument is missing, of the wrong type or outside its enum
+// (what the framework's own validation answers); anything else is a HandlerException.
+func ErrorTypeOf(err error) ErrorType {
+	var ce *CmdError
+	if errors.As(err, &ce) {
+		return ce.Type
+	}
+	var ae *api.ArgError
+	if errors.As(err, &ae) {
+		if ae.Arg == "" {
+			return MessageParsingError
+		}
+		return SchemaValidationError
+	}
+	return HandlerException
+}
+
+// cmdErrorOf turns a Handler's error into the error of the reply.
+func cmdErrorOf(err error) *CmdError {
+	var ce *CmdError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &CmdError{Type: ErrorTypeOf(err), Message: err.Error()}
+}
+
+// onCmd receives a command. Each call runs in its own goroutine, so the MQTT client's delivery
+// goroutine never waits for a command.
+func (r *Runner) onCmd(topic string, payload []byte, retained bool) {
+	name, ok := r.topics.CmdName(topic)
+	if !ok {
+		return
+	}
+	if retained {
+		// Commands are never retained by the framework; running one on every resubscription
+		// would repeat installs and deletes.
+		r.log.Warn("ignoring a retained command message", "topic", topic)
+		return
+	}
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		if cmd, err := DecodeCmd(payload); err == nil {
+			r.replyAsync(name, cmd, &CmdError{Type: Shutdown, Message: "evse_security is shutting down"})
+		}
+		return
+	}
+	r.calls.Add(1)
+	r.mu.Unlock()
+	payload = append([]byte(nil), payload...)
+	go func() {
+		defer r.calls.Done()
+		r.serveCmd(name, payload)
+	}()
+}
+
+// serveCmd runs one call and publishes its result. Every call gets an answer, unless it names no
+// caller to answer to.
+func (r *Runner) serveCmd(name string, payload []byte) {
+	cmd, err := DecodeCmd(payload)
+	if err != nil {
+		if cmd.Origin == "" {
+			r.log.Warn("cannot answer a command without an origin", "cmd", name, "err", err)
+			return
+		}
+		r.reply(name, cmd, nil, &CmdError{Type: MessageParsingError, Message: err.Error()})
+		return
+	}
+	select {
+	case <-r.handlerSet:
+	case <-r.callCtx.Done():
+		r.reply(name, cmd, nil, &CmdError{Type: Shutdown, Message: "evse_security is shutting down"})
+		return
+	}
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.callCtx.Done():
+		r.reply(name, cmd, nil, &CmdError{Type: Shutdown, Message: "evse_security is shutting down"})
+		return
+	}
+	start := time.Now()
+	result, cerr := r.call(name, cmd.Args)
+	<-r.sem
+	if cerr != nil {
+		r.log.Info("command failed", "cmd", name, "origin", cmd.Origin, "id", cmd.ID, "error_type", cerr.Type, "err", cerr.Message)
+	} else {
+		r.log.Debug("command", "cmd", name, "origin", cmd.Origin, "id", cmd.ID, "took", time.Since(start))
+	}
+	r.reply(name, cmd, result, cerr)
+}
+
+// call runs the handler; a panic becomes a HandlerException.
+func (r *Runner) call(name string, args json.RawMessage) (result json.RawMessage, cerr *CmdError) {
+	defer func() {
+		if p := recover(); p != nil {
+			result, cerr = nil, &CmdError{Type: HandlerException, Message: fmt.Sprintf("%s: internal error: %v", name, p)}
+		}
+	}()
+	res, err := r.handler.Call(r.callCtx, name, args)
+	if err != nil {
+		return nil, cmdErrorOf(err)
+	}
+	if len(res) > 0 && !json.Valid(res) {
+		return nil, &CmdError{Type: HandlerException, Message: name + ": the handler returned invalid JSON"}
+	}
+	return res, nil
+}
+
+// encodeReply builds the CmdResult message; an unencodable result becomes a HandlerException.
+func (r *Runner) encodeReply(cmd Cmd, result json.RawMessage, cerr *CmdError) []byte {
+	var msg []byte
+	var err error
+	if cerr != nil {
+		msg, err = EncodeError(cmd.ID, r.topics.ModuleID, cerr)
+	} else {
+		msg, err = EncodeResult(cmd.ID, r.topics.ModuleID, result)
+	}
+	if err != nil {
+		msg, _ = EncodeError(cmd.ID, r.topics.ModuleID, &CmdError{Type: HandlerException, Message: err.Error()})
+	}
+	return msg
+}
+
+// reply publishes the result to the caller and waits for the broker to take it.
+func (r *Runner) reply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) {
+	c := r.conn.Load()
+	msg := r.encodeReply(cmd, result, cerr)
+	if err := c.publish(r.callCtx, r.topics.CmdResponse(name, cmd.Origin), msg, false); err != nil {
+		r.log.Warn("could not send a command result", "cmd", name, "origin", cmd.Origin, "id", cmd.ID, "err", err)
+	}
+}
+
+// replyAsync publishes without waiting (inside a message callback).
+func (r *Runner) replyAsync(name string, cmd Cmd, cerr *CmdError) {
+	if c := r.conn.Load(); c != nil {
+		c.publishAsync(r.topics.CmdResponse(name, cmd.Origin), r.encodeReply(cmd, nil, cerr))
+	}
+}
+
+// compile-time check: the dispatcher is a Handler.
+var _ Handler = (*api.Dispatcher)(nil)

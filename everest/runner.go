@@ -1,0 +1,451 @@
+package everest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/evsesec/evsesec/api"
+	"github.com/evsesec/evsesec/store"
+)
+
+// Handler runs one command: its name and JSON argument object in, its JSON result out (nil or
+// JSON null for commands without a result). It is called from several goroutines at once. An
+// error becomes the framework's error reply (see ErrorTypeOf). *api.Dispatcher is a Handler.
+type Handler interface {
+	Call(ctx context.Context, name string, args json.RawMessage) (json.RawMessage, error)
+}
+
+// SetupFunc builds the Handler once the manager's config is known (module mode). ctx ends when
+// the runner stops, so goroutines it starts (the store's maintenance loop) can follow it. An
+// error does not stop the module: every command is then answered with a HandlerException
+// carrying it, and the module still reports ready, so EVerest keeps running and the reason is
+// in every caller's log.
+type SetupFunc func(ctx context.Context, cfg ModuleConfig) (Handler, error)
+
+// Defaults of Options.
+const (
+	DefaultMaxConcurrentCalls = 16
+	DefaultConfigRetry        = 5 * time.Second
+	DefaultShutdownGrace      = 5 * time.Second
+)
+
+// Options configure a Runner. Zero values take the defaults.
+type Options struct {
+	// Broker is the MQTT broker to connect to.
+	Broker Broker
+	// Prefix is the everest prefix (default "everest/"); ModuleID the module's id (default
+	// "evse_security"); Impl the implementation id (default "main").
+	Prefix, ModuleID, Impl string
+	// ClientID is the MQTT client id; default "<module id>-<random>".
+	ClientID string
+	// InstallPrefix is EVerest's installation prefix (the manager's --prefix). In module mode the
+	// etc directory comes from the manager's retained settings if they arrive in time, else from
+	// EtcDirOf(InstallPrefix).
+	InstallPrefix string
+	// Logger receives the runner's log; nil discards it.
+	Logger *slog.Logger
+	// MaxConcurrentCalls bounds the commands run at once (default 16). Every call runs in its own
+	// goroutine, so one slow command never holds up the others.
+	MaxConcurrentCalls int
+	// ConfigRetry is how long to wait for the manager's config before asking again (default 5 s,
+	// the framework's timeout). Module mode asks until it is answered.
+	ConfigRetry time.Duration
+	// ConnectTimeout bounds one connection attempt (default 5 s).
+	ConnectTimeout time.Duration
+	// StartTimeout is how long the first connection is retried before the runner gives up;
+	// zero means a single attempt.
+	StartTimeout time.Duration
+	// ReconnectInterval is the longest pause between reconnection attempts (default 2 s).
+	ReconnectInterval time.Duration
+	// ShutdownGrace is how long running calls may finish after the context ends (default 5 s).
+	ShutdownGrace time.Duration
+}
+
+// Runner serves one module implementation on the EVerest wire. A Runner is used once: either
+// RunModule (started by the EVerest manager) or Serve (the standalone service).
+type Runner struct {
+	opts   Options
+	topics Topics
+	log    *slog.Logger
+
+	conn atomic.Pointer[conn]
+
+	handler    Handler
+	handlerSet chan struct{} // closed once handler is set
+	sem        chan struct{}
+
+	mu      sync.Mutex
+	closing bool
+	calls   sync.WaitGroup // command goroutines
+	bg      sync.WaitGroup // (re)connection goroutines
+
+	ctx         context.Context // the run's context
+	callCtx     context.Context // outlives ctx by the shutdown grace
+	cancelCalls context.CancelFunc
+
+	fetchConfig    bool
+	subscribed     chan struct{}
+	subscribedOnce sync.Once
+	configCh       chan []byte
+	etcDir         atomic.Pointer[string] // from the manager's retained settings
+	readySent      atomic.Bool
+	readyCh        chan struct{}
+	globalReady    atomic.Bool
+	started        atomic.Bool
+}
+
+// NewRunner returns a runner with opts.
+func NewRunner(opts Options) *Runner {
+	if opts.ModuleID == "" {
+		opts.ModuleID = DefaultModuleID
+	}
+	if opts.ClientID == "" {
+		opts.ClientID = opts.ModuleID + "-" + randomID(4)
+	}
+	if opts.MaxConcurrentCalls <= 0 {
+		opts.MaxConcurrentCalls = DefaultMaxConcurrentCalls
+	}
+	if opts.ConfigRetry <= 0 {
+		opts.ConfigRetry = DefaultConfigRetry
+	}
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = DefaultShutdownGrace
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{
+		opts:       opts,
+		topics:     NewTopics(opts.Prefix, opts.ModuleID, opts.Impl),
+		log:        log,
+		handlerSet: make(chan struct{}),
+		sem:        make(chan struct{}, opts.MaxConcurrentCalls),
+		subscribed: make(chan struct{}),
+		configCh:   make(chan []byte, 1),
+		readyCh:    make(chan struct{}),
+	}
+}
+
+// Topics returns the runner's topic layout.
+func (r *Runner) Topics() Topics { return r.topics }
+
+// Ready is closed once the module has reported ready: it serves commands from then on.
+func (r *Runner) Ready() <-chan struct{} { return r.readyCh }
+
+// RunModule is module mode: connect, ask the manager for the config until it answers, build the
+// handler with setup, subscribe the commands, report ready, and serve until ctx ends. It returns
+// nil after a clean shutdown and an error only when the broker cannot be reached at start.
+// After the start it never gives up: a lost broker is reconnected (subscriptions and ready
+// redone), a restarted manager gets the ready signal again.
+func (r *Runner) RunModule(ctx context.Context, setup SetupFunc) error {
+	if setup == nil {
+		return errors.New("everest: RunModule without a setup function")
+	}
+	return r.run(ctx, true, setup, nil)
+}
+
+// Serve is the standalone service: the same topics and payloads as module mode, with the handler
+// given and no config request. It still reports ready, so an EVerest manager configured with
+// `standalone: true` for this module id accepts it.
+func (r *Runner) Serve(ctx context.Context, h Handler) error {
+	if h == nil {
+		return errors.New("everest: Serve without a handler")
+	}
+	return r.run(ctx, false, nil, h)
+}
+
+func (r *Runner) run(ctx context.Context, fetch bool, setup SetupFunc, h Handler) error {
+	if !r.started.CompareAndSwap(false, true) {
+		return errors.New("everest: a Runner runs once")
+	}
+	r.ctx, r.fetchConfig = ctx, fetch
+	r.callCtx, r.cancelCalls = context.WithCancel(context.WithoutCancel(ctx))
+	defer r.cancelCalls()
+
+	c, err := r.connect(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	r.conn.Store(c)
+	r.log.Info("connected to the MQTT broker", "broker", r.opts.Broker.String(), "module", r.topics.ModuleID)
+	defer r.shutdown(c)
+
+	select {
+	case <-r.subscribed:
+	case <-ctx.Done():
+		return nil
+	}
+	if fetch {
+		mc, ok := r.awaitConfig(ctx, c)
+		if !ok {
+			return nil
+		}
+		h, err = setup(ctx, mc)
+		if err != nil {
+			r.log.Error("the store cannot be opened; every command will be answered with this error", "err", err)
+			h = failingHandler{err: err}
+		}
+	}
+	r.handler = h
+	close(r.handlerSet)
+
+	r.readySent.Store(true)
+	if err := r.publishReady(ctx, c); err != nil {
+		r.log.Warn("could not report ready; will again after reconnecting", "err", err)
+	} else {
+		r.log.Info("ready", "commands", r.topics.CmdSubscription())
+	}
+	close(r.readyCh)
+	<-ctx.Done()
+	return nil
+}
+
+// connect makes the first connection, retrying for StartTimeout.
+func (r *Runner) connect(ctx context.Context) (*conn, error) {
+	deadline := time.Now().Add(r.opts.StartTimeout)
+	for attempt := 1; ; attempt++ {
+		c, err := dial(ctx, connOptions{
+			broker:         r.opts.Broker,
+			clientID:       r.opts.ClientID,
+			connectTimeout: r.opts.ConnectTimeout,
+			reconnectMax:   r.opts.ReconnectInterval,
+			onConnect:      r.onConnect,
+			log:            r.log,
+		})
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			return nil, err
+		}
+		r.log.Warn("MQTT broker not reachable yet; retrying", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// onConnect runs after every (re)connection: the session is clean, so every subscription is made
+// again, and after a reconnection the module reports ready again.
+func (r *Runner) onConnect(c *conn) {
+	r.mu.Lock()
+	if r.closing {
+		r.mu.Unlock()
+		return
+	}
+	r.bg.Add(1)
+	r.mu.Unlock()
+	defer r.bg.Done()
+	r.conn.Store(c)
+
+	type sub struct {
+		filter string
+		cb     func(topic string, payload []byte, retained bool)
+	}
+	var subs []sub
+	if r.fetchConfig {
+		subs = append(subs, sub{r.topics.Settings(), r.onSettings}, sub{r.topics.ConfigResponse(), r.onConfigResponse})
+	}
+	subs = append(subs,
+		sub{r.topics.CmdSubscription(), r.onCmd},
+		sub{r.topics.GlobalReady(), r.onGlobalReady},
+		sub{r.topics.ModuleNames(), r.onModuleNames},
+	)
+	for _, s := range subs {
+		for {
+			err := c.subscribe(r.ctx, s.filter, s.cb)
+			if err == nil {
+				break
+			}
+			if r.ctx.Err() != nil || !c.connected() {
+				return // shutting down, or the next reconnection subscribes again
+			}
+			r.log.Warn("subscription failed; retrying", "err", err)
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	r.subscribedOnce.Do(func() { close(r.subscribed) })
+	if r.readySent.Load() {
+		r.log.Info("reconnected to the MQTT broker; reporting ready again")
+		if err := r.publishReady(r.ctx, c); err != nil {
+			r.log.Warn("could not report ready after reconnecting", "err", err)
+		}
+	}
+}
+
+// awaitConfig asks the manager for the module config until it answers or ctx ends.
+func (r *Runner) awaitConfig(ctx context.Context, c *conn) (ModuleConfig, bool) {
+	req, err := EncodeGetConfig(r.topics.ModuleID)
+	if err != nil {
+		panic(err) // a constant message
+	}
+	for attempt := 1; ; attempt++ {
+		if err := c.publish(ctx, r.topics.ConfigRequest(), req, false); err != nil && ctx.Err() == nil {
+			r.log.Warn("could not ask the manager for the config", "err", err)
+		}
+		if mc, ok := r.nextConfig(ctx, attempt); ok {
+			return mc, true
+		}
+		if ctx.Err() != nil {
+			return ModuleConfig{}, false
+		}
+	}
+}
+
+// nextConfig waits ConfigRetry for a usable config response; ok is false on timeout or when
+// ctx ends.
+func (r *Runner) nextConfig(ctx context.Context, attempt int) (ModuleConfig, bool) {
+	timer := time.NewTimer(r.opts.ConfigRetry)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ModuleConfig{}, false
+		case <-timer.C:
+			r.log.Warn("no config from the manager yet; asking again", "attempt", attempt, "after", r.opts.ConfigRetry)
+			return ModuleConfig{}, false
+		case payload := <-r.configCh:
+			mc, err := ParseConfigResponse(payload)
+			if err != nil {
+				r.log.Error("unusable config from the manager; waiting for another", "err", err)
+				continue
+			}
+			if d := r.etcDir.Load(); d != nil {
+				mc.EtcDir = *d
+			} else {
+				mc.EtcDir = EtcDirOf(r.opts.InstallPrefix)
+			}
+			if mc.ModuleID == "" {
+				mc.ModuleID = r.topics.ModuleID
+			}
+			r.log.Info("config received from the manager", "parameters", len(mc.Params), "etc_dir", mc.EtcDir)
+			return mc, true
+		}
+	}
+}
+
+func (r *Runner) onConfigResponse(_ string, payload []byte, _ bool) {
+	select {
+	case r.configCh <- append([]byte(nil), payload...):
+	default: // one is already waiting to be read
+	}
+}
+
+func (r *Runner) onSettings(_ string, payload []byte, _ bool) {
+	if d := etcDirOfSettings(payload); d != "" {
+		r.etcDir.Store(&d)
+	}
+}
+
+// onModuleNames notices a (re)started manager: it publishes its retained definitions, and an
+// already running module must report ready again or the manager waits forever (note §1.9). A copy
+// delivered because we just subscribed is old news; an empty one is the manager clearing it.
+func (r *Runner) onModuleNames(_ string, payload []byte, retained bool) {
+	if len(payload) == 0 || retained || !r.readySent.Load() {
+		return
+	}
+	r.log.Info("the EVerest manager (re)started; reporting ready again")
+	if c := r.conn.Load(); c != nil {
+		if msg, err := EncodeModuleReady(); err == nil {
+			c.publishAsync(r.topics.ModuleReady(), msg)
+		}
+	}
+}
+
+func (r *Runner) onGlobalReady(_ string, payload []byte, _ bool) {
+	if ok, err := DecodeBool(payload, MsgGlobalReady); err == nil && ok && r.globalReady.CompareAndSwap(false, true) {
+		r.log.Info("EVerest is ready (global ready)")
+	}
+}
+
+func (r *Runner) publishReady(ctx context.Context, c *conn) error {
+	msg, err := EncodeModuleReady()
+	if err != nil {
+		return err
+	}
+	return c.publish(ctx, r.topics.ModuleReady(), msg, false)
+}
+
+// PublishVar publishes variable name with value (QoS 2, not retained). It does not wait for the
+// broker: messages leave in order, so a variable published by a command goes out before the
+// command's result.
+func (r *Runner) PublishVar(name string, value any) error {
+	c := r.conn.Load()
+	if c == nil {
+		return errors.New("not connected")
+	}
+	msg, err := EncodeVar(value)
+	if err != nil {
+		return fmt.Errorf("var %s: %w", name, err)
+	}
+	t := c.c.Publish(r.topics.Var(name), QoS, false, msg)
+	select {
+	case <-t.Done():
+		return t.Error()
+	default:
+		return nil
+	}
+}
+
+// PublishStoreEvent publishes certificate_store_update for a store event that has an operation
+// (install, delete, and the store's own events the interface can express); other events are not
+// published. It has the signature of store.Options.OnEvent.
+func (r *Runner) PublishStoreEvent(e store.Event) {
+	if e.Operation == "" {
+		return
+	}
+	if err := r.PublishVar(StoreUpdateVar, api.StoreUpdateOf(e)); err != nil {
+		r.log.Warn("could not publish certificate_store_update", "kind", e.Kind, "err", err)
+	}
+}
+
+// shutdown stops taking commands, lets running ones finish within the grace period, and
+// disconnects.
+func (r *Runner) shutdown(c *conn) {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		r.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(r.opts.ShutdownGrace):
+		r.log.Warn("commands still running at shutdown; cancelling them")
+		r.cancelCalls()
+		select {
+		case <-done:
+		case <-time.After(r.opts.ShutdownGrace):
+			r.log.Error("commands did not end after cancelling; leaving them")
+		}
+	}
+	r.cancelCalls()
+	r.bg.Wait()
+	c.close()
+	r.log.Info("disconnected from the MQTT broker")
+}
+
+// failingHandler answers every command with the error that kept the handler from being built.
+type failingHandler struct{ err error }
+
+func (f failingHandler) Call(context.Context, string, json.RawMessage) (json.RawMessage, error) {
+	return nil, &CmdError{Type: HandlerException, Message: "evse_security is not available: " + f.err.Error()}
+}

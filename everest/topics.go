@@ -1,0 +1,99 @@
+package everest
+
+import "strings"
+
+// Defaults of the framework and of the EvseSecurity module.
+const (
+	// DefaultPrefix is the framework's everest prefix.
+	DefaultPrefix = "everest/"
+	// DefaultModuleID is the module id EVerest configs give EvseSecurity.
+	DefaultModuleID = "evse_security"
+	// DefaultImpl is the implementation id of the evse_security interface in the manifest.
+	DefaultImpl = "main"
+	// StoreUpdateVar is the interface's only variable.
+	StoreUpdateVar = "certificate_store_update"
+)
+
+// NormalizePrefix returns the everest prefix as the framework uses it: the default when empty,
+// and always ending in "/".
+func NormalizePrefix(p string) string {
+	if p == "" {
+		return DefaultPrefix
+	}
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return p
+}
+
+// Topics is the topic layout of one module implementation (protocol note §1.4).
+type Topics struct {
+	// Prefix is the everest prefix, ending in "/" (see NormalizePrefix).
+	Prefix string
+	// ModuleID is the module's id in the EVerest config.
+	ModuleID string
+	// Impl is the implementation id ("main").
+	Impl string
+}
+
+// NewTopics returns the topics of module id's implementation impl under prefix; empty values
+// take the defaults.
+func NewTopics(prefix, moduleID, impl string) Topics {
+	if moduleID == "" {
+		moduleID = DefaultModuleID
+	}
+	if impl == "" {
+		impl = DefaultImpl
+	}
+	return Topics{Prefix: NormalizePrefix(prefix), ModuleID: moduleID, Impl: impl}
+}
+
+// ConfigRequest is where modules ask the manager for their config: P config/request.
+func (t Topics) ConfigRequest() string { return t.Prefix + "config/request" }
+
+// ConfigResponse is where the manager answers: P modules/<id>/response.
+func (t Topics) ConfigResponse() string { return t.module() + "/response" }
+
+// ModuleReady is where the module reports ready: P modules/<id>/ready.
+func (t Topics) ModuleReady() string { return t.module() + "/ready" }
+
+// GlobalReady is where the manager reports that every module is ready: P ready.
+func (t Topics) GlobalReady() string { return t.Prefix + "ready" }
+
+// Settings is the manager's retained RuntimeSettings: P settings.
+func (t Topics) Settings() string { return t.Prefix + "settings" }
+
+// ModuleNames is the manager's retained list of module names: P module_names. A fresh copy
+// means the manager (re)started.
+func (t Topics) ModuleNames() string { return t.Prefix + "module_names" }
+
+// Cmd is the topic of one command: P modules/<id>/impl/<impl>/cmd/<cmd>.
+func (t Topics) Cmd(name string) string { return t.impl() + "/cmd/" + name }
+
+// CmdSubscription matches every command of the implementation and nothing else:
+// P modules/<id>/impl/<impl>/cmd/+ ("#" would also match the response topics).
+func (t Topics) CmdSubscription() string { return t.impl() + "/cmd/+" }
+
+// CmdResponse is where the result of a call by origin goes: <cmd topic>/response/<origin>.
+func (t Topics) CmdResponse(name, origin string) string { return t.Cmd(name) + "/response/" + origin }
+
+// CmdResponseSubscription matches the results of every command called by origin.
+func (t Topics) CmdResponseSubscription(origin string) string {
+	return t.impl() + "/cmd/+/response/" + origin
+}
+
+// Var is the topic of a variable: P modules/<id>/impl/<impl>/var/<var>.
+func (t Topics) Var(name string) string { return t.impl() + "/var/" + name }
+
+// CmdName returns the command of a command topic; ok is false for any other topic.
+func (t Topics) CmdName(topic string) (name string, ok bool) {
+	name, ok = strings.CutPrefix(topic, t.impl()+"/cmd/")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return "", false
+	}
+	return name, true
+}
+
+func (t Topics) module() string { return t.Prefix + "modules/" + t.ModuleID }
+
+func (t Topics) impl() string { return t.module() + "/impl/" + t.Impl }
