@@ -63,6 +63,10 @@ type VerifyOptions struct {
 	// Intermediates are untrusted certificates offered by the peer to complete the path.
 	// Self-signed ones are dropped: a caller can never bring its own trust anchor.
 	Intermediates []*x509.Certificate
+	// IntermediatePool, when set, is used instead of Intermediates: a caller that verifies many
+	// leaves with the same sub-CAs builds the pool once. A self-signed member never becomes an
+	// anchor through it (only Trusted holds anchors).
+	IntermediatePool *Pool
 	// Time is the verification time; zero means time.Now(). Every certificate of the chain must
 	// be inside its validity period at that time.
 	Time time.Time
@@ -117,9 +121,13 @@ func Verify(leaf *x509.Certificate, opts VerifyOptions) ([]*x509.Certificate, er
 			untrusted = append(untrusted, c)
 		}
 	}
+	untrustedPool := opts.IntermediatePool
+	if untrustedPool == nil {
+		untrustedPool = NewPool(untrusted...)
+	}
 	s := &pathSearch{
 		trusted:   trusted,
-		untrusted: NewPool(untrusted...),
+		untrusted: untrustedPool,
 		now:       now,
 		future:    opts.AllowFutureLeaf && now.Before(leaf.NotBefore),
 		maxDepth:  maxDepth,

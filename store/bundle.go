@@ -137,7 +137,8 @@ type caView struct {
 	all *certs.Pool
 }
 
-func (s *Store) readCAs() *caView { return s.readCAsWith(s.readBundle) }
+// readCAs returns every domain's bundle, from memory while no bundle has changed.
+func (s *Store) readCAs() *caView { return s.cachedCAs() }
 
 // readCAsExact is readCAs for operations that write bundles (see loadExact).
 func (s *Store) readCAsExact() *caView { return s.readCAsWith(s.readBundleExact) }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -206,9 +205,17 @@ func (c Config) Validate() error {
 	if c.SECCLeafProfile != "iso15118-2" && c.SECCLeafProfile != "none" {
 		return fmt.Errorf("config: secc_leaf_profile %q: want iso15118-2 or none", c.SECCLeafProfile)
 	}
+	for name, v := range map[string]string{"csms_key_algorithm": c.CSMSKeyAlgorithm, "secc_key_algorithm": c.SECCKeyAlgorithm} {
+		if v == "" {
+			continue
+		}
+		if _, err := keys.ParseAlgorithm(v); err != nil {
+			return fmt.Errorf("config: %s %q: want one of %v", name, v, keys.Algorithms())
+		}
+	}
 	// The ISO 15118-2 profile only admits P-256 SECC keys: any other CSR key would yield a
 	// certificate that can never install.
-	if c.SECCLeafProfile == "iso15118-2" && c.SECCKeyAlgorithm != "" && !strings.EqualFold(strings.ReplaceAll(c.SECCKeyAlgorithm, "_", "-"), "P-256") && !strings.EqualFold(c.SECCKeyAlgorithm, "prime256v1") && !strings.EqualFold(c.SECCKeyAlgorithm, "secp256r1") {
+	if alg, _ := keys.ParseAlgorithm(c.SECCKeyAlgorithm); c.SECCLeafProfile == "iso15118-2" && c.SECCKeyAlgorithm != "" && alg != keys.P256 {
 		return fmt.Errorf("config: secc_key_algorithm %q conflicts with secc_leaf_profile iso15118-2, which requires P-256 (set secc_leaf_profile: none for ISO 15118-20 keys)", c.SECCKeyAlgorithm)
 	}
 	for name, v := range map[string]string{"csms_key_backend": c.CSMSKeyBackend, "secc_key_backend": c.SECCKeyBackend} {

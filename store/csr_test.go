@@ -217,6 +217,11 @@ func TestGenerateCSRKeyAlgorithms(t *testing.T) {
 				if c.csmsAlg != "" {
 					cfg.CSMSKeyAlgorithm = c.csmsAlg
 				}
+				if c.seccAlg != "" && c.seccAlg != "prime256v1" {
+					// Other SECC keys than P-256 are for ISO 15118-20; the -2 profile refuses them
+					// at Open.
+					cfg.SECCLeafProfile = "none"
+				}
 				if c.seccAlg != "" {
 					cfg.SECCKeyAlgorithm = c.seccAlg
 				}
@@ -319,13 +324,14 @@ func TestGenerateCSRBadInput(t *testing.T) {
 		t.Fatalf("rejected CSRs left pending keys %v", p)
 	}
 
-	// A bad key algorithm in the config is a key generation error.
-	e.cfg.SECCKeyAlgorithm = "P-999"
-	e.open()
-	if got := e.s.GenerateCSR(store.LeafV2G, "DE", "O", "CN", false); got.Status != store.CSRKeyGenError {
-		t.Fatalf("secc_key_algorithm P-999: %s, want KeyGenError", got.Status)
+	// A bad key algorithm in the config is a clear error when the store opens, not a surprise at
+	// the first CSR.
+	bad := e.cfg
+	bad.SECCKeyAlgorithm = "P-999"
+	if _, err := store.Open(bad, store.Options{}); err == nil || !strings.Contains(err.Error(), "secc_key_algorithm") {
+		t.Fatalf("secc_key_algorithm P-999: Open error %v, want one naming secc_key_algorithm", err)
 	}
-	requireUnchanged(t, e.root, before, "CSR with a bad configured algorithm")
+	requireUnchanged(t, e.root, before, "a store with a bad configured algorithm")
 
 	// The boundaries are accepted: 64 characters, lower-case country (PrintableString).
 	e.cfg.SECCKeyAlgorithm = "P-256"

@@ -114,5 +114,12 @@ func (s *Store) removeKeyFile(path string) error {
 	return removeDurable(s.fs, path)
 }
 
-// Close releases the hardware key backends.
-func (s *Store) Close() error { return s.keyBackends.Close() }
+// Close releases the hardware key backends and the directory watch.
+func (s *Store) Close() error {
+	s.watchMu.Lock()
+	if s.watch != nil {
+		s.watch.close()
+	}
+	s.watchMu.Unlock()
+	return s.keyBackends.Close()
+}

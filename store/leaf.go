@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/evsesec/evsesec/certs"
@@ -46,18 +47,27 @@ func (e *leafEntry) intermediates() []*x509.Certificate {
 	return nil
 }
 
-// leafSet is the content of one leaf type's directories.
+// leafSet is the content of one leaf type's directories. It is shared by concurrent readers and
+// never changed after it is built, except for its memos, which have their own lock.
 type leafSet struct {
 	lt      LeafType
 	certDir string
 	keyDir  string
 	files   []*certFile
 	entries []*leafEntry
+
+	memoMu    sync.Mutex
+	memos     []*selectionMemo
+	interOnce sync.Once
+	inter     *certs.Pool
 }
 
-// readLeaves loads the leaf directory of lt. Only the first certificate of each file is a leaf
+// readLeaves returns the leaf directory of lt, from memory while it has not changed.
+func (s *Store) readLeaves(lt LeafType) *leafSet { return s.cachedLeaves(lt) }
+
+// buildLeaves loads the leaf directory of lt. Only the first certificate of each file is a leaf
 // candidate; further certificates are the leaf's chain.
-func (s *Store) readLeaves(lt LeafType) *leafSet {
+func (s *Store) buildLeaves(lt LeafType) *leafSet {
 	certDir, keyDir, ok := s.cfg.LeafDirs(lt)
 	ls := &leafSet{lt: lt, certDir: certDir, keyDir: keyDir}
 	if !ok {
@@ -127,24 +137,32 @@ func validityAt(c *x509.Certificate, now time.Time) validity {
 // verifyLeaf verifies a leaf against its type's domain with the intermediates of its chain file
 // and of the leaf directory, and returns the verified chain (leaf first, anchor last).
 func (s *Store) verifyLeaf(v *caView, ls *leafSet, e *leafEntry, now time.Time, allowFuture bool) ([]*x509.Certificate, error) {
-	var inter []*x509.Certificate
-	inter = append(inter, e.intermediates()...)
-	for _, f := range ls.files {
-		if len(f.certs) > 1 {
-			inter = append(inter, f.certs[1:]...)
-		}
-	}
 	return certs.Verify(e.cert, certs.VerifyOptions{
-		Trusted:         v.domainPool(ls.lt.Domain()),
-		Intermediates:   inter,
-		Time:            now,
-		AllowFutureLeaf: allowFuture,
+		Trusted:          v.domainPool(ls.lt.Domain()),
+		IntermediatePool: ls.intermediatePool(),
+		Time:             now,
+		AllowFutureLeaf:  allowFuture,
 	})
 }
 
 // hashPool is a pool that can compute the hash data of any certificate the store holds: every
-// CA certificate and every certificate of the leaf directories.
+// CA certificate and every certificate of the given leaf sets. It is kept per (view, sets), which
+// are themselves kept while nothing changes, so a warm query builds no pool.
 func (s *Store) hashPool(v *caView, sets ...*leafSet) *certs.Pool {
+	key := hashPoolKey{v: v}
+	for i, ls := range sets {
+		if i < len(key.sets) {
+			key.sets[i] = ls
+		}
+	}
+	if len(sets) <= len(key.sets) {
+		s.views.mu.Lock()
+		p, ok := s.views.hashPools[key]
+		s.views.mu.Unlock()
+		if ok {
+			return p
+		}
+	}
 	files := []*certFile{}
 	for _, t := range CATypes {
 		files = append(files, v.bundles[t].files...)
@@ -152,7 +170,16 @@ func (s *Store) hashPool(v *caView, sets ...*leafSet) *certs.Pool {
 	for _, ls := range sets {
 		files = append(files, ls.files...)
 	}
-	return s.pools.get(files)
+	p := s.pools.get(files)
+	if len(sets) <= len(key.sets) {
+		s.views.mu.Lock()
+		if s.views.hashPools == nil || len(s.views.hashPools) > 16 {
+			s.views.hashPools = map[hashPoolKey]*certs.Pool{}
+		}
+		s.views.hashPools[key] = p
+		s.views.mu.Unlock()
+	}
+	return p
 }
 
 // leafChains lists the station's SECC leaves as V2GCertificateChain entries: every leaf of the

@@ -60,6 +60,16 @@ func (s *Store) selectLeaves(v *caView, ls *leafSet, now time.Time, all bool) ([
 	if len(ls.entries) == 0 {
 		return nil, InfoNotFound
 	}
+	if m := ls.memoizedSelection(v, all, now); m != nil {
+		return m.sel, m.status
+	}
+	sel, status := s.selectLeavesAt(v, ls, now, all)
+	ls.keepSelection(v, all, now, sel, status)
+	return sel, status
+}
+
+// selectLeavesAt makes the selection of selectLeaves.
+func (s *Store) selectLeavesAt(v *caView, ls *leafSet, now time.Time, all bool) ([]selectedLeaf, InfoStatus) {
 	var out []selectedLeaf
 	usableSeen := false
 	for _, e := range ls.entries {

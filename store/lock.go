@@ -54,16 +54,13 @@ func (l *storeLock) lock() (func(), error) {
 	return func() { f.Close(); l.mu.Unlock() }, nil
 }
 
-// rlock takes the store for reading. If the lock file cannot be opened at all (a read-only
-// system), reading goes on without the inter-process lock: every write is an atomic rename, so a
-// reader still never sees a half-written file.
+// rlock takes the store for reading: the in-process lock only. Readers never take the file
+// lock, so a TLS handshake never waits for another process's write: every write is an atomic
+// rename, and each step of a change that spans files (a leaf's chain file, then its single file;
+// a CA and then what it issued) leaves a store that is valid on its own.
 func (l *storeLock) rlock() func() {
 	l.mu.RLock()
-	f, err := l.flock(syscall.LOCK_SH)
-	if err != nil {
-		return l.mu.RUnlock
-	}
-	return func() { f.Close(); l.mu.RUnlock() }
+	return l.mu.RUnlock
 }
 
 func (l *storeLock) flock(how int) (*os.File, error) {

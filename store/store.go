@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +26,15 @@ type Store struct {
 	pending pendingKeys
 
 	keyBackends *keyBackends
+
+	// gen counts the store's own changes to the filesystem; views keeps what was read.
+	gen   atomic.Uint64
+	views viewCache
+
+	watchMu    sync.Mutex
+	watch      *dirWatch
+	watchCount uint64
+
 	onEvent func(Event)
 }
 
@@ -56,6 +67,7 @@ func Open(cfg Config, opts Options) (*Store, error) {
 	if s.fs == nil {
 		s.fs = OSFS{}
 	}
+	s.fs = genFS{FS: s.fs, gen: &s.gen}
 	if s.now == nil {
 		s.now = time.Now
 	}
