@@ -68,9 +68,17 @@ func ageTree(root string, d time.Duration) error {
 	})
 }
 
+// config is the default layout of st, with limits that let the largest store grow.
+func config(st *Store) store.Config {
+	cfg := store.DefaultConfig(st.Root)
+	cfg.MaxStoreEntries = 1 << 20
+	cfg.MaxStoreBytes = 1 << 40
+	return cfg
+}
+
 func open(b *testing.B, st *Store) *store.Store {
 	b.Helper()
-	s, err := store.Open(store.DefaultConfig(st.Root), store.Options{})
+	s, err := store.Open(config(st), store.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +112,7 @@ func BenchmarkGetLeafCertificateInfoCold(b *testing.B) {
 	forSizes(b, func(b *testing.B, st *Store) {
 		b.ReportAllocs()
 		for range b.N {
-			s, err := store.Open(store.DefaultConfig(st.Root), store.Options{})
+			s, err := store.Open(config(st), store.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -130,4 +138,37 @@ func BenchmarkFloor(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// mutableCopy copies a generated store for benchmarks that write.
+func mutableCopy(b *testing.B, st *Store) *Store {
+	b.Helper()
+	dir := b.TempDir()
+	if err := copyTree(st.Root, dir); err != nil {
+		b.Fatal(err)
+	}
+	if err := ageTree(dir, time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	c := *st
+	c.Root = dir
+	return &c
+}
+
+func copyTree(src, dst string) error {
+	return filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if fi.IsDir() {
+			return os.MkdirAll(target, fi.Mode().Perm())
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, fi.Mode().Perm())
+	})
 }

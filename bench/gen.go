@@ -37,7 +37,7 @@ func Generate(dir string, n int, now time.Time) (*Store, error) {
 		nb, na := now.Add(-time.Hour), now.AddDate(1, 0, i%700)
 		switch {
 		case i%3 == 0:
-			nb, na = now.AddDate(-2, 0, 0), now.AddDate(-1, 0, -(i % 300))
+			nb, na = now.AddDate(-2, 0, 0), now.AddDate(-1, 0, -(i%300))
 			st.Expired++
 		case i%10 == 1:
 			nb, na = now.AddDate(1, 0, i%100), now.AddDate(4, 0, 0)

@@ -27,8 +27,9 @@ type Pool struct {
 	bySubject map[string][]*poolEntry
 	byIssuer  map[string][]*poolEntry
 
-	mu       sync.Mutex
-	sigCache map[[2]Fingerprint]bool
+	mu        sync.Mutex
+	sigCache  map[[2]Fingerprint]bool
+	hashCache map[hashKey]cachedHash
 }
 
 type poolEntry struct {
@@ -249,6 +250,36 @@ func (p *Pool) Descendants(c *x509.Certificate) []*x509.Certificate {
 // its first issuer in the pool. ok is false when c is not self-signed and the pool holds no
 // issuer of it (its issuer key hash cannot be known).
 func (p *Pool) HashData(c *x509.Certificate, alg HashAlgorithm) (HashData, bool) {
+	key := hashKey{FingerprintOf(c), alg}
+	p.mu.Lock()
+	h, ok := p.hashCache[key]
+	p.mu.Unlock()
+	if ok {
+		return h.h, h.ok
+	}
+	res, found := p.computeHashData(c, alg)
+	p.mu.Lock()
+	if p.hashCache == nil {
+		p.hashCache = map[hashKey]cachedHash{}
+	}
+	p.hashCache[key] = cachedHash{res, found}
+	p.mu.Unlock()
+	return res, found
+}
+
+// hashKey and cachedHash memoize HashData: a pool's contents never change, so neither does the
+// hash data of a certificate against it.
+type hashKey struct {
+	fp  Fingerprint
+	alg HashAlgorithm
+}
+
+type cachedHash struct {
+	h  HashData
+	ok bool
+}
+
+func (p *Pool) computeHashData(c *x509.Certificate, alg HashAlgorithm) (HashData, bool) {
 	issuer := c
 	if !p.IsSelfSigned(c) {
 		issuer = p.Issuer(c)

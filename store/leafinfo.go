@@ -179,19 +179,18 @@ func (s *Store) GetAllValidCertificatesInfo(lt LeafType, enc EncodingFormat, inc
 	defer unlock()
 	v := s.readCAs()
 	ls := s.readLeaves(lt)
-	sel, status := s.selectLeaves(v, ls, s.now(), true)
+	now := s.now()
+	sel, status := s.selectLeaves(v, ls, now, true)
 	res.Status = status
 	if status != InfoAccepted {
 		return res
 	}
+	perRoot := newestPerRoot
+	if m := ls.memoizedSelection(v, true, now); m != nil {
+		perRoot = func([]selectedLeaf) []selectedLeaf { return m.newestPerRoot() }
+	}
 	pool := s.hashPool(v, ls)
-	seen := map[certs.Fingerprint]bool{}
-	for _, sl := range sel {
-		anchor := certs.FingerprintOf(sl.chain[len(sl.chain)-1])
-		if seen[anchor] {
-			continue
-		}
-		seen[anchor] = true
+	for _, sl := range perRoot(sel) {
 		res.Info = append(res.Info, s.info(sl, pool, enc, includeOCSP))
 	}
 	return res

@@ -229,6 +229,29 @@ type selectionMemo struct {
 	until  time.Time
 	sel    []selectedLeaf
 	status InfoStatus
+
+	perRootOnce sync.Once
+	perRoot     []selectedLeaf
+}
+
+// newestPerRoot is the first (newest) selected leaf under each trust anchor, computed once.
+func (m *selectionMemo) newestPerRoot() []selectedLeaf {
+	m.perRootOnce.Do(func() { m.perRoot = newestPerRoot(m.sel) })
+	return m.perRoot
+}
+
+// newestPerRoot keeps, of leaves sorted newest first, the first under each trust anchor.
+func newestPerRoot(sel []selectedLeaf) []selectedLeaf {
+	var out []selectedLeaf
+	seen := map[certs.Fingerprint]bool{}
+	for _, sl := range sel {
+		anchor := certs.FingerprintOf(sl.chain[len(sl.chain)-1])
+		if !seen[anchor] {
+			seen[anchor] = true
+			out = append(out, sl)
+		}
+	}
+	return out
 }
 
 // memoizedSelection returns a kept selection of ls for (v, all) valid at now, or nil.
