@@ -178,7 +178,7 @@ func decodeCertificateBody(body []byte, label string) (*x509.Certificate, error)
 		}
 		der = elem
 	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err := parseDER(der)
 	if err != nil {
 		return nil, err
 	}

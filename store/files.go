@@ -64,7 +64,14 @@ func newFileCache(fsys FS) *fileCache {
 
 // load returns the parsed content of path. It fails only when the file cannot be read; a file
 // that reads but does not parse comes back with its err set.
-func (c *fileCache) load(path string) (*certFile, error) {
+func (c *fileCache) load(path string) (*certFile, error) { return c.loadWith(path, true) }
+
+// loadLean is load for files whose bytes are never needed again (leaf files: nothing is cut out
+// of them), so the cache keeps only the parsed certificates. With thousands of leaves that is
+// most of the store's memory.
+func (c *fileCache) loadLean(path string) (*certFile, error) { return c.loadWith(path, false) }
+
+func (c *fileCache) loadWith(path string, keepData bool) (*certFile, error) {
 	fi, err := c.fs.Stat(path)
 	if err != nil {
 		return nil, err
@@ -76,7 +83,7 @@ func (c *fileCache) load(path string) (*certFile, error) {
 	c.mu.Lock()
 	cached, ok := c.files[path]
 	c.mu.Unlock()
-	if ok && cached.stamp == st {
+	if ok && cached.stamp == st && (!keepData || cached.file.data != nil || cached.file.err != nil) {
 		return cached.file, nil
 	}
 	data, err := c.fs.ReadFile(path)
@@ -84,6 +91,9 @@ func (c *fileCache) load(path string) (*certFile, error) {
 		return nil, err
 	}
 	f := parseCertFile(path, data)
+	if !keepData && f.err == nil {
+		f.data = nil
+	}
 	c.mu.Lock()
 	c.files[path] = cachedFile{stamp: st, file: f}
 	c.mu.Unlock()
@@ -158,10 +168,17 @@ func (s *Store) listDir(dir string) ([]string, error) {
 }
 
 // loadFiles loads every path, logging and skipping files that cannot be read or parsed.
-func (s *Store) loadFiles(paths []string) []*certFile {
+func (s *Store) loadFiles(paths []string) []*certFile { return s.loadFilesWith(paths, s.files.load) }
+
+// loadLeafFiles is loadFiles for leaf directories, keeping no file bytes.
+func (s *Store) loadLeafFiles(paths []string) []*certFile {
+	return s.loadFilesWith(paths, s.files.loadLean)
+}
+
+func (s *Store) loadFilesWith(paths []string, load func(string) (*certFile, error)) []*certFile {
 	var out []*certFile
 	for _, p := range paths {
-		f, err := s.files.load(p)
+		f, err := load(p)
 		if err != nil {
 			s.log.Warn("skipping unreadable certificate file", "path", p, "err", err)
 			continue

@@ -77,7 +77,7 @@ func (s *Store) buildLeaves(lt LeafType) *leafSet {
 	if err != nil {
 		s.log.Warn("cannot list leaf directory", "type", lt, "path", certDir, "err", err)
 	}
-	ls.files = s.loadFiles(s.dropAliases(paths))
+	ls.files = s.loadLeafFiles(s.dropAliases(paths))
 	byFP := map[certs.Fingerprint]*leafEntry{}
 	for _, f := range ls.files {
 		if len(f.certs) == 0 {
