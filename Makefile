@@ -7,7 +7,7 @@ DEMO_LOG  ?= bin/demo-serve.log
 # Packages whose tests also run under the race detector (the store and everything that serves it).
 RACE_PKGS ?= ./store/... ./api/... ./certs/... ./tlsconf/... ./everest/...
 
-.PHONY: all build test vet demo clean
+.PHONY: all build test vet demo bench clean
 
 all: build
 
@@ -49,6 +49,12 @@ demo: build
 	$$call is_ca_certificate_installed '{"certificate_type":"MO"}'; \
 	echo "== serving on tcp://127.0.0.1:$(DEMO_PORT) (evsesec call --broker tcp://127.0.0.1:$(DEMO_PORT) ...); Ctrl-C stops"; \
 	wait $$pid
+
+# Benchmarks of every command on stores of 10, 200 and 2,000 leaves; writes bench/RESULTS.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./bench/ | tee bench/raw.txt
+	$(GO) run ./bench/report < bench/raw.txt > bench/RESULTS.md
+	@echo "wrote bench/RESULTS.md"
 
 clean:
 	rm -rf bin $(DEMO_DIR)
