@@ -52,7 +52,7 @@ demo: build
 
 # Benchmarks of every command on stores of 10, 200 and 2,000 leaves; writes bench/RESULTS.md.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./bench/ | tee bench/raw.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 2 -timeout 60m ./bench/ | tee bench/raw.txt
 	$(GO) run ./bench/report < bench/raw.txt > bench/RESULTS.md
 	@echo "wrote bench/RESULTS.md"
 
