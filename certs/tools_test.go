@@ -2,7 +2,7 @@ package certs
 
 import (
 	"bytes"
-	"os"
+	"github.com/evsesec/evsesec/internal/testtool"
 	"os/exec"
 	"testing"
 )
@@ -12,14 +12,7 @@ import (
 // differential test would silently hide a regression.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI but not installed: %v", name, err)
-		}
-		t.Skipf("skipping: %s is not installed (%v); install it to run this differential test", name, err)
-	}
-	return path
+	return testtool.Require(t, name)
 }
 
 // runOpenSSL runs the openssl CLI in dir and returns its standard output, failing the test if

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/evsesec/evsesec/internal/testtool"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -27,14 +28,7 @@ import (
 // differential test would silently hide a regression.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI but not installed: %v", name, err)
-		}
-		t.Skipf("skipping: %s is not installed (%v); install it to run this test", name, err)
-	}
-	return path
+	return testtool.Require(t, name)
 }
 
 // ---- stores -------------------------------------------------------------------------------

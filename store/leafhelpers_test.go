@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/evsesec/evsesec/internal/testtool"
 	"io/fs"
 	"log/slog"
 	"math/big"
@@ -41,13 +42,7 @@ import (
 // use and a silent skip would hide lost coverage; on a developer machine it is a skip.
 func requireTool(t testing.TB, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed but CI=true: install it (e.g. apt-get install %s) so this test runs", name, name)
-	}
-	t.Skipf("skipping: %s is not on PATH (install it to run this interoperability test)", name)
+	testtool.Require(t, name)
 }
 
 // runOpenSSL runs the openssl CLI with args (stdin may be nil) and returns its stdout; a non-zero
