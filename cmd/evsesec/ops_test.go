@@ -25,7 +25,6 @@ func opsStore(t *testing.T, password string) (string, *testpki.PKI) {
 	return root, p
 }
 
-
 // TestLsListsEveryCertificate: `ls --json` lists the four roots, both leaves with their key and
 // the sub-CAs of the SECC chain; the table names the key of the leaf in use.
 func TestLsListsEveryCertificate(t *testing.T) {
