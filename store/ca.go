@@ -163,7 +163,14 @@ func (s *Store) GetInstalledCertificates(types []CertificateType) InstalledCerti
 	res := InstalledCertificates{Status: InstalledNotFound, Chains: []HashDataChain{}}
 	v := s.readCAs()
 	wantLeafChains := false
+	seen := map[CertificateType]bool{}
 	for _, ct := range types {
+		// A type asked for twice is listed once (the reference listed it again, so a request
+		// could multiply the answer without bound).
+		if seen[ct] {
+			continue
+		}
+		seen[ct] = true
 		d, ok := ct.Domain()
 		if !ok {
 			if ct == V2GCertificateChain {

@@ -51,6 +51,7 @@ func (d *diagnosis) add(sev, path, problem, fix string) {
 // files checks every file of a directory (or one file) that the store reads: parse errors and
 // leftover temporary files.
 func (d *diagnosis) files(dir string) {
+	d.tempFiles(dir)
 	des, err := d.s.fs.ReadDir(dir)
 	if err != nil {
 		return
@@ -58,7 +59,6 @@ func (d *diagnosis) files(dir string) {
 	for _, de := range des {
 		p := filepath.Join(dir, de.Name())
 		if strings.HasPrefix(de.Name(), tempPrefix) {
-			d.add("info", p, "leftover temporary file of an interrupted write (the real file is intact)", "harmless; `evsesec gc` removes it")
 			continue
 		}
 		if !isCertFileName(de.Name()) {
@@ -66,6 +66,21 @@ func (d *diagnosis) files(dir string) {
 		}
 		if f, err := d.s.files.load(p); err == nil && f.err != nil {
 			d.add("error", p, "file does not parse and is ignored: "+f.err.Error(), "repair the file or remove it")
+		}
+	}
+}
+
+// tempFiles reports the temporary files of interrupted writes in dir and its ocsp/ and der/.
+func (d *diagnosis) tempFiles(dir string) {
+	for _, sub := range []string{dir, filepath.Join(dir, ocspDirName), filepath.Join(dir, derDirName)} {
+		des, err := d.s.fs.ReadDir(sub)
+		if err != nil {
+			continue
+		}
+		for _, de := range des {
+			if strings.HasPrefix(de.Name(), tempPrefix) {
+				d.add("info", filepath.Join(sub, de.Name()), "leftover temporary file of an interrupted write (the real file is intact)", "harmless; `evsesec gc` removes it")
+			}
 		}
 	}
 }
@@ -79,9 +94,13 @@ func (d *diagnosis) domain(t CAType) {
 	}
 	if b.isDir {
 		d.files(b.path)
-	} else if f, err := d.s.files.load(b.path); err == nil && f.err != nil {
-		d.add("error", b.path, "bundle file does not parse: "+f.err.Error(), "repair the file (one PEM certificate after the other)")
+	} else {
+		d.tempFiles(filepath.Dir(b.path))
+		if f, err := d.s.files.load(b.path); err == nil && f.err != nil {
+			d.add("error", b.path, "bundle file does not parse: "+f.err.Error(), "repair the file (one PEM certificate after the other)")
+		}
 	}
+
 	now := d.s.now()
 	pool := d.v.domainPool(t)
 	anchors := 0

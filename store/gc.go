@@ -6,9 +6,14 @@ import (
 
 // GCReport says what a garbage collection run removed.
 type GCReport struct {
-	ExpiredCSRKeys []string `json:"expired_csr_keys"` // keys of CSRs never answered within CSRExpiry
-	RemovedLeaves  []string `json:"removed_leaves"`   // files of expired leaves pruned because the store was over a limit
-	RemovedOCSP    []string `json:"removed_ocsp"`     // OCSP responses whose certificate is gone or past nextUpdate
+	// ExpiredCSRKeys are keys of CSRs never answered within CSRExpiry.
+	ExpiredCSRKeys []string `json:"expired_csr_keys"`
+	// RemovedLeaves are files of expired leaves pruned because the store was over a limit.
+	RemovedLeaves []string `json:"removed_leaves"`
+	// RemovedOCSP are OCSP responses whose certificate is gone or that are past nextUpdate.
+	RemovedOCSP []string `json:"removed_ocsp"`
+	// RemovedTempFiles are temporary files of writes a crash interrupted.
+	RemovedTempFiles []string `json:"removed_temp_files"`
 }
 
 // GarbageCollect cleans the store. On every run: keys that no certificate matches are tracked as
@@ -31,9 +36,9 @@ func (s *Store) GarbageCollect() GCReport {
 }
 
 // nonNil gives the report empty lists instead of nil ones, so its JSON (garbage_collect) always
-// has three arrays.
+// has its four arrays.
 func (r GCReport) nonNil() GCReport {
-	for _, l := range []*[]string{&r.ExpiredCSRKeys, &r.RemovedLeaves, &r.RemovedOCSP} {
+	for _, l := range []*[]string{&r.ExpiredCSRKeys, &r.RemovedLeaves, &r.RemovedOCSP, &r.RemovedTempFiles} {
 		if *l == nil {
 			*l = []string{}
 		}
@@ -55,6 +60,7 @@ func (s *Store) garbageCollect() (GCReport, []Event) {
 	}
 	rep.ExpiredCSRKeys = s.expireCSRKeys(v, sets)
 	rep.RemovedOCSP = s.sweepOCSP(v, sets)
+	rep.RemovedTempFiles = s.removeStaleTempFiles()
 	if len(events) > 0 {
 		s.updateLinksLocked()
 	}

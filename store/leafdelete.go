@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/x509"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -88,38 +89,72 @@ func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) 
 // responses and its key. The key stays when a leaf that is not being removed (in any leaf
 // directory) has the same public key.
 func (s *Store) removeLeafUnit(sets []*leafSet, ls *leafSet, e *leafEntry, removing map[certs.Fingerprint]bool) error {
+	// Everything that goes: the leaf's files and their DER copies (the key copy is a private key
+	// and must not outlive its leaf). They are read first, so that a failure half-way can put
+	// back what was already removed: the leaf is deleted as a unit or not at all.
+	var paths []string
 	for _, f := range append(append([]*certFile{}, e.single...), e.chains...) {
-		if err := removeDurable(s.fs, f.path); err != nil {
-			return err
-		}
-		s.removeOCSPFor(f.path, e.cert)
-		// The DER copies (derPaths) are named after the file; the key copy is a private key and
-		// must not outlive its leaf.
+		paths = append(paths, f.path)
 		stem := strings.TrimSuffix(filepath.Base(f.path), filepath.Ext(f.path))
 		derDir := filepath.Join(filepath.Dir(f.path), derDirName)
 		for _, suffix := range []string{".der", ".chain.der", ".key.der"} {
-			if _, err := s.fs.Lstat(filepath.Join(derDir, stem+suffix)); err != nil {
-				continue
-			}
-			if err := removeDurable(s.fs, filepath.Join(derDir, stem+suffix)); err != nil {
-				return err
+			if _, err := s.fs.Lstat(filepath.Join(derDir, stem+suffix)); err == nil {
+				paths = append(paths, filepath.Join(derDir, stem+suffix))
 			}
 		}
 	}
-	kl := s.findKey(e.cert, e.firstFile().path, ls.keyDir)
-	if kl.key == nil {
-		return nil
+	type saved struct {
+		path string
+		data []byte
+		perm fs.FileMode
 	}
+	var removed []saved
+	restore := func(cause error) error {
+		for _, r := range removed {
+			if err := writeAtomic(s.fs, r.path, r.data, r.perm, 0o755); err != nil {
+				s.log.Error("cannot put back a file of a leaf whose deletion failed", "path", r.path, "err", err)
+			}
+		}
+		return cause
+	}
+	for _, p := range paths {
+		fi, err := s.fs.Stat(p)
+		if err != nil {
+			return restore(err)
+		}
+		data, err := s.fs.ReadFile(p)
+		if err != nil {
+			return restore(err)
+		}
+		if err := removeDurable(s.fs, p); err != nil {
+			return restore(err)
+		}
+		removed = append(removed, saved{p, data, fi.Mode().Perm()})
+	}
+	if kl := s.findKey(e.cert, e.firstFile().path, ls.keyDir); kl.key != nil && !keyUsedElsewhere(sets, kl.key, removing, s) {
+		s.forgetPending(kl.key.path)
+		// Last, because a hardware key cannot be put back once its token deleted it.
+		if err := s.removeKeyFile(kl.key.path); err != nil {
+			return restore(err)
+		}
+	}
+	for _, f := range append(append([]*certFile{}, e.single...), e.chains...) {
+		s.removeOCSPFor(f.path, e.cert)
+	}
+	return nil
+}
+
+// keyUsedElsewhere reports whether a leaf that stays (in any leaf directory) has key's public key.
+func keyUsedElsewhere(sets []*leafSet, key *keyFile, removing map[certs.Fingerprint]bool, s *Store) bool {
 	for _, other := range sets {
 		for _, oe := range other.entries {
-			if !removing[oe.fp] && keys.Fingerprint(oe.cert.PublicKey) == kl.key.fp {
-				s.log.Info("key kept: another leaf uses it", "key", kl.key.path, "leaf", describe(oe.cert))
-				return nil
+			if !removing[oe.fp] && keys.Fingerprint(oe.cert.PublicKey) == key.fp {
+				s.log.Info("key kept: another leaf uses it", "key", key.path, "leaf", describe(oe.cert))
+				return true
 			}
 		}
 	}
-	s.forgetPending(kl.key.path)
-	return s.removeKeyFile(kl.key.path)
+	return false
 }
 
 // dedupeSharedDir keeps one of the items that name the same leaf file twice (the CSMS and SECC

@@ -232,6 +232,12 @@ const derDirName = "der"
 // points info at them. On failure the PEM paths stay, with a warning.
 func (s *Store) derPaths(sel selectedLeaf, in *CertificateInfo, chain []*x509.Certificate) {
 	dir := filepath.Join(filepath.Dir(sel.e.firstFile().path), derDirName)
+	// The directory holds a copy of the private key: it is made private before anything is
+	// written into it.
+	if err := s.fs.MkdirAll(dir, 0o700); err != nil {
+		s.log.Warn("DER copies not written: cannot create their directory", "dir", dir, "err", err)
+		return
+	}
 	stem := strings.TrimSuffix(filepath.Base(sel.e.firstFile().path), filepath.Ext(sel.e.firstFile().path))
 	var chainDER []byte
 	for _, c := range chain {

@@ -340,14 +340,21 @@ func (s *Store) storeOCSP(target storedCert, h certs.HashData, der []byte) (stri
 		stem := certs.SerialHex(target.cert.SerialNumber) + "_" + h.IssuerKeyHash[:16] + "_ocsp"
 		derPath, hashPath = filepath.Join(dir, stem+".der"), filepath.Join(dir, stem+".hash")
 	}
+	_, statErr := s.fs.Stat(dir)
+	newDir := statErr != nil
 	if err := writeAtomic(s.fs, derPath, der, 0o644, 0o755); err != nil {
 		return "", err
 	}
 	if err := s.writeIfChanged(hashPath, formatHashFile(h), 0o644); err != nil {
 		if fresh {
-			// A .der without its .hash is found by nobody; do not leave it behind.
+			// A .der without its .hash is found by nobody; do not leave it behind, nor the
+			// ocsp/ directory this write made for it.
 			if rerr := removeDurable(s.fs, derPath); rerr != nil {
 				s.log.Warn("cannot remove OCSP response after a failed write", "path", derPath, "err", rerr)
+			} else if newDir {
+				if rerr := removeDurable(s.fs, dir); rerr != nil {
+					s.log.Warn("cannot remove the new OCSP directory after a failed write", "dir", dir, "err", rerr)
+				}
 			}
 		}
 		return "", err

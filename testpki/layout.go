@@ -11,9 +11,11 @@ import (
 
 // File modes of the tree WriteLayout writes.
 const (
-	DirMode  fs.FileMode = 0o755
-	CertMode fs.FileMode = 0o644
-	KeyMode  fs.FileMode = 0o600 // private keys are readable by the owner only
+	DirMode fs.FileMode = 0o755
+	// KeyDirMode is the mode of a directory that holds private keys: not readable by others.
+	KeyDirMode fs.FileMode = 0o700
+	CertMode   fs.FileMode = 0o644
+	KeyMode    fs.FileMode = 0o600 // private keys are readable by the owner only
 )
 
 // Layout holds the absolute path of every file WriteLayout wrote.
@@ -221,6 +223,11 @@ func (w *treeWriter) mkdirAll(dir string) error {
 func (w *treeWriter) writeFile(path string, data []byte, mode fs.FileMode) error {
 	if err := w.mkdirAll(filepath.Dir(path)); err != nil {
 		return err
+	}
+	if mode == KeyMode {
+		if err := os.Chmod(filepath.Dir(path), KeyDirMode); err != nil {
+			return fmt.Errorf("testpki: %w", err)
+		}
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {

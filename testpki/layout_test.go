@@ -289,8 +289,12 @@ func TestLayoutKeysAndModes(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if info.Mode().Perm() != DirMode {
-					t.Errorf("directory %s: mode %v, want %v", path, info.Mode().Perm(), DirMode)
+				want := DirMode
+				if keys, _ := filepath.Glob(filepath.Join(path, "*.key")); len(keys) > 0 {
+					want = KeyDirMode
+				}
+				if info.Mode().Perm() != want {
+					t.Errorf("directory %s: mode %v, want %v", path, info.Mode().Perm(), want)
 				}
 				return nil
 			})

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/evsesec/evsesec/store"
@@ -81,7 +82,7 @@ func runLs(argv []string, stdout, stderr io.Writer) int {
 		if r.LeafType != "" {
 			dom = string(r.LeafType) + " leaf"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Kind, dom, r.Subject, r.Validity, r.DaysLeft, key, r.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Kind, dom, printable(r.Subject), r.Validity, r.DaysLeft, printable(key), printable(r.Path))
 	}
 	tw.Flush()
 	return 0
@@ -116,11 +117,11 @@ func runDoctor(argv []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	for _, f := range fs {
-		fmt.Fprintf(stdout, "%-7s %s\n", f.Severity, f.Problem)
+		fmt.Fprintf(stdout, "%-7s %s\n", f.Severity, printable(f.Problem))
 		if f.Path != "" {
-			fmt.Fprintf(stdout, "        at:  %s\n", f.Path)
+			fmt.Fprintf(stdout, "        at:  %s\n", printable(f.Path))
 		}
-		fmt.Fprintf(stdout, "        fix: %s\n", f.Fix)
+		fmt.Fprintf(stdout, "        fix: %s\n", printable(f.Fix))
 	}
 	return exit
 }
@@ -142,12 +143,12 @@ func runGC(argv []string, stdout, stderr io.Writer) int {
 	for _, l := range []struct {
 		what  string
 		paths []string
-	}{{"expired CSR key", rep.ExpiredCSRKeys}, {"pruned leaf file", rep.RemovedLeaves}, {"stale OCSP response", rep.RemovedOCSP}} {
+	}{{"expired CSR key", rep.ExpiredCSRKeys}, {"pruned leaf file", rep.RemovedLeaves}, {"stale OCSP response", rep.RemovedOCSP}, {"leftover temporary file", rep.RemovedTempFiles}} {
 		for _, p := range l.paths {
 			fmt.Fprintf(stdout, "removed %s: %s\n", l.what, p)
 		}
 	}
-	if len(rep.ExpiredCSRKeys)+len(rep.RemovedLeaves)+len(rep.RemovedOCSP) == 0 {
+	if len(rep.ExpiredCSRKeys)+len(rep.RemovedLeaves)+len(rep.RemovedOCSP)+len(rep.RemovedTempFiles) == 0 {
 		fmt.Fprintln(stdout, "nothing to remove")
 	}
 	return 0
@@ -188,3 +189,22 @@ func runCSR(argv []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// printable escapes control characters (a certificate's name is chosen by whoever made it: an
+// ESC sequence or a line break in it must not rewrite the operator's terminal or forge a line).
+func printable(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) }
