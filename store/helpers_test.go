@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"github.com/evsesec/evsesec/internal/testtool"
 	"io/fs"
@@ -287,41 +286,12 @@ func tampered(t testing.TB, c *x509.Certificate) *x509.Certificate {
 // ---- the tree on disk ---------------------------------------------------------------------
 
 // fileState is one entry of a snapshot: bytes and mode of a file, target of a symlink.
-type fileState struct {
-	mode fs.FileMode
-	data string
-	link string
-}
+type fileState = testtool.Entry
 
 // snapshotTree records every file, directory and symlink under root (path, bytes, mode).
 func snapshotTree(t testing.TB, root string) map[string]fileState {
 	t.Helper()
-	out := map[string]fileState{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fileState{mode: fi.Mode()}
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			st.link, err = os.Readlink(p)
-		case fi.Mode().IsRegular():
-			var b []byte
-			b, err = os.ReadFile(p)
-			st.data = string(b)
-		}
-		out[rel] = st
-		return err
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.Fatal(err)
-	}
-	return out
+	return testtool.Snapshot(t, root)
 }
 
 // diffTrees describes how two snapshots differ, "" when they are equal.
@@ -333,7 +303,7 @@ func diffTrees(before, after map[string]fileState) string {
 		case !ok:
 			lines = append(lines, "removed "+p)
 		case a != b:
-			lines = append(lines, fmt.Sprintf("changed %s (mode %v→%v, %d→%d bytes, link %q→%q)", p, b.mode, a.mode, len(b.data), len(a.data), b.link, a.link))
+			lines = append(lines, fmt.Sprintf("changed %s (mode %v→%v, %d→%d bytes, link %q→%q)", p, b.Mode, a.Mode, len(b.Data), len(a.Data), b.Link, a.Link))
 		}
 	}
 	for p := range after {

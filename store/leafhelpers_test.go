@@ -232,47 +232,12 @@ func (e *env) call(name string, args any, out any) error {
 }
 
 // fileState is what a snapshot keeps of one tree entry.
-type fileState struct {
-	mode   fs.FileMode
-	data   string // content of a regular file, target of a symlink
-	isLink bool
-}
+type fileState = testtool.Entry
 
 // snapshot records every entry under root: path, mode, content (or link target).
 func snapshot(t testing.TB, root string) map[string]fileState {
 	t.Helper()
-	out := map[string]fileState{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fileState{mode: fi.Mode()}
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			st.data, st.isLink = target, true
-		case fi.Mode().IsRegular():
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			st.data = string(b)
-		}
-		out[filepath.ToSlash(rel)] = st
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testtool.Snapshot(t, root)
 }
 
 // treeDiff lists the paths added, removed and changed between two snapshots, sorted.

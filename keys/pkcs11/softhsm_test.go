@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -49,51 +48,16 @@ func (h *softHSM) open(t *testing.T, token, pin string) *Backend {
 	return b
 }
 
-// verify checks a signature over digest with pub.
+// verify checks a signature over digest with pub (internal/testtool).
 func verify(t *testing.T, pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) {
 	t.Helper()
-	switch p := pub.(type) {
-	case *ecdsa.PublicKey:
-		if !ecdsa.VerifyASN1(p, digest, sig) {
-			t.Fatal("ECDSA signature does not verify")
-		}
-	case *rsa.PublicKey:
-		var err error
-		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			err = rsa.VerifyPSS(p, opts.HashFunc(), digest, sig, pss)
-		} else {
-			err = rsa.VerifyPKCS1v15(p, opts.HashFunc(), digest, sig)
-		}
-		if err != nil {
-			t.Fatalf("RSA signature does not verify: %v", err)
-		}
-	default:
-		t.Fatalf("unexpected public key %T", pub)
-	}
+	testtool.VerifySignature(t, pub, digest, sig, opts)
 }
 
 // csrDER makes a CSR signed by s and checks its signature.
 func csrDER(t *testing.T, s crypto.Signer) []byte {
 	t.Helper()
-	alg, err := keys.AlgorithmOf(s.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:            pkix.Name{Country: []string{"DE"}, Organization: []string{"evsesec"}, CommonName: "CSMS-HSM"},
-		SignatureAlgorithm: alg.SignatureAlgorithm(),
-	}, s)
-	if err != nil {
-		t.Fatalf("CreateCertificateRequest with the token key: %v", err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		t.Fatalf("CSR signature: %v", err)
-	}
-	return der
+	return testtool.SignedCSR(t, s, "CSMS-HSM")
 }
 
 func TestSoftHSMCreateKey(t *testing.T) {

@@ -1,6 +1,8 @@
 package tpm
 
 import (
+	"github.com/evsesec/evsesec/internal/testtool"
+
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
@@ -8,7 +10,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -26,51 +27,16 @@ import (
 // These tests need swtpm (and, for the OpenSSL parts, tpm2-openssl with the swtpm TCTI). One
 // simulator serves all subtests of a test.
 
-// verify checks a signature over digest with pub, the way a TLS peer or CA would.
+// verify checks a signature over digest with pub (internal/testtool).
 func verify(t *testing.T, pub crypto.PublicKey, digest, sig []byte, opts crypto.SignerOpts) {
 	t.Helper()
-	switch p := pub.(type) {
-	case *ecdsa.PublicKey:
-		if !ecdsa.VerifyASN1(p, digest, sig) {
-			t.Fatal("ECDSA signature does not verify")
-		}
-	case *rsa.PublicKey:
-		var err error
-		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			err = rsa.VerifyPSS(p, opts.HashFunc(), digest, sig, pss)
-		} else {
-			err = rsa.VerifyPKCS1v15(p, opts.HashFunc(), digest, sig)
-		}
-		if err != nil {
-			t.Fatalf("RSA signature does not verify: %v", err)
-		}
-	default:
-		t.Fatalf("unexpected public key %T", pub)
-	}
+	testtool.VerifySignature(t, pub, digest, sig, opts)
 }
 
 // csrPEM makes a CSR signed by s, as the store's generate_certificate_signing_request does.
 func csrPEM(t *testing.T, s crypto.Signer) []byte {
 	t.Helper()
-	alg, err := keys.AlgorithmOf(s.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject:            pkix.Name{Country: []string{"DE"}, Organization: []string{"evsesec"}, CommonName: "SECC-TPM"},
-		SignatureAlgorithm: alg.SignatureAlgorithm(),
-	}, s)
-	if err != nil {
-		t.Fatalf("CreateCertificateRequest with the TPM key: %v", err)
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		t.Fatalf("CSR signature: %v", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: testtool.SignedCSR(t, s, "SECC-TPM")})
 }
 
 func TestSWTPMCreateKey(t *testing.T) {

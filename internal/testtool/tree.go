@@ -1,0 +1,50 @@
+package testtool
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Entry is what a Snapshot keeps of one path: its mode, the bytes of a file, the target of a
+// symlink.
+type Entry struct {
+	Mode fs.FileMode
+	Data string
+	Link string
+}
+
+// Snapshot records every file, directory and symlink under root, by slash-separated path
+// relative to root: tests compare snapshots to prove that a rejected call changed nothing on
+// disk. A missing root is an empty snapshot.
+func Snapshot(t testing.TB, root string) map[string]Entry {
+	t.Helper()
+	out := map[string]Entry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		e := Entry{Mode: fi.Mode()}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			e.Link, err = os.Readlink(p)
+		case fi.Mode().IsRegular():
+			var b []byte
+			b, err = os.ReadFile(p)
+			e.Data = string(b)
+		}
+		out[filepath.ToSlash(rel)] = e
+		return err
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return out
+}
