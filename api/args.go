@@ -78,20 +78,10 @@ func jsonTypeError(err error) string {
 	return err.Error()
 }
 
-// MaxStringArgument bounds a string argument. The largest legitimate one is a certificate chain
-// of a few certificates (ISO 15118 chains have at most four, a few KiB); a bound far above that
-// keeps a hostile megabyte-sized argument from holding the store (and its write lock) for
-// seconds.
-const MaxStringArgument = 1 << 20
-
 // str reads a required string argument. An empty string is a valid value; the store decides
 // what it means.
 func (a *args) str(name string) string {
 	var s string
-	if raw := a.raw[name]; len(raw) > MaxStringArgument+2 {
-		a.fail(name, fmt.Sprintf("too large: %d bytes, at most %d", len(raw), MaxStringArgument))
-		return ""
-	}
 	a.value(name, &s, true)
 	return s
 }

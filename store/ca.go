@@ -30,7 +30,7 @@ func isCACertificate(c *x509.Certificate, selfSigned bool) bool {
 // issue 2109); WriteError when the bundle cannot be written; else Accepted. Installing a
 // certificate the domain already holds is Accepted and writes nothing.
 func (s *Store) InstallCACertificate(pemText string, t CAType) InstallResult {
-	if !t.Valid() {
+	if !t.Valid() || s.tooLarge("install_ca_certificate", pemText) {
 		return InstallInvalidFormat
 	}
 	unlock, err := s.lock.lock()
@@ -246,6 +246,9 @@ func (s *Store) GetCountOfInstalledCertificates(types []CertificateType) int {
 // anchors of the domains of the given leaf types, at the store's current time. Every certificate
 // of the chain must be valid now; cross-signed roots and partial chains are followed.
 func (s *Store) VerifyCertificate(chainPEM string, types []LeafType) ValidationResult {
+	if s.tooLarge("verify_certificate", chainPEM) {
+		return ValidationUnknown
+	}
 	cs, err := certs.ParseCertificates([]byte(chainPEM))
 	if err != nil || len(cs) == 0 {
 		s.log.Warn("verify_certificate: no certificate in input", "err", err)

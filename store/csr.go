@@ -250,6 +250,9 @@ type rdnSET []rawAttribute
 // on the pending list (after a restart the list is empty until garbage collection adopts the
 // key). It reports whether a key was removed.
 func (s *Store) CertificateSigningRequestFailed(csrPEM string, lt LeafType) bool {
+	if s.tooLarge("certificate_signing_request_failed", csrPEM) {
+		return false
+	}
 	blk, _ := pem.Decode([]byte(csrPEM))
 	if blk == nil {
 		return false

@@ -10,6 +10,9 @@ import (
 // the signing certificate must also verify against the MF domain, as OCPP's signed firmware
 // update requires. Any failure is false, with the reason logged.
 func (s *Store) VerifyFileSignature(path, signingCertPEM, signatureB64 string) bool {
+	if s.tooLarge("verify_file_signature", signingCertPEM, signatureB64) {
+		return false
+	}
 	sig, err := certs.DecodeBase64(signatureB64)
 	if err != nil {
 		s.log.Warn("verify_file_signature: signature is not base64", "err", err)

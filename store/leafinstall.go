@@ -47,6 +47,9 @@ func (s *Store) newFileID() string {
 // the key is found without scanning; the chain file holds the verified chain in order (leaf,
 // sub-CAs, without the self-signed root), whatever order the input had.
 func (s *Store) UpdateLeafCertificate(chainPEM string, lt LeafType) InstallResult {
+	if s.tooLarge("update_leaf_certificate", chainPEM) {
+		return InstallInvalidFormat
+	}
 	if lt != LeafCSMS && lt != LeafV2G {
 		s.log.Warn("update_leaf_certificate rejected: the station holds no leaves of this type", "type", lt)
 		return InstallWriteError

@@ -276,6 +276,9 @@ func (s *Store) UpdateOCSPCache(h certs.HashData, responseB64 string) error {
 		return err
 	}
 	h = h.Normalize()
+	if s.tooLarge("update_ocsp_cache", responseB64) {
+		return errors.New("OCSP response too large")
+	}
 	der, err := certs.DecodeBase64(responseB64)
 	if err != nil {
 		s.log.Warn("update_ocsp_cache rejected: response is not base64", "err", err)
@@ -600,6 +603,9 @@ func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 // chain that includes its root gives the same answer as one without (the reference gave none).
 func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 	res := OCSPRequestDataList{List: []OCSPRequestData{}}
+	if s.tooLarge("get_mo_ocsp_request_data", chainPEM) {
+		return res
+	}
 	cs, err := certs.ParseCertificates([]byte(chainPEM))
 	if err != nil || len(cs) == 0 {
 		s.log.Warn("get_mo_ocsp_request_data: no certificate in input", "err", err)
