@@ -1,0 +1,114 @@
+package store
+
+import (
+	"crypto/x509"
+
+	"github.com/evsesec/evsesec/certs"
+)
+
+// OCSPRequestData is the interface's OCSPRequestData.
+type OCSPRequestData struct {
+	HashData     certs.HashData `json:"certificate_hash_data"`
+	ResponderURL string         `json:"responder_url"`
+}
+
+// OCSPRequestDataList is the interface's OCSPRequestDataList.
+type OCSPRequestDataList struct {
+	List []OCSPRequestData `json:"ocsp_request_data_list"`
+}
+
+// GetV2GOCSPRequestData lists what the OCPP stack must ask OCSP responders about for the
+// station's ISO 15118 certificates: every certificate below the root of every SECC chain that
+// verifies against the V2G domain now or, for a leaf that is not valid yet, once it starts (so
+// the status is ready when it becomes active), each once, with the first OCSP responder URL of
+// its AIA extension. Certificates without one are left out, and so are expired leaves and leaves
+// the V2G domain does not trust (a station never serves them).
+func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
+	unlock := s.lock.rlock()
+	defer unlock()
+	res := OCSPRequestDataList{List: []OCSPRequestData{}}
+	v := s.readCAs()
+	ls := s.readLeaves(LeafV2G)
+	pool := s.hashPool(v, ls)
+	now := s.now()
+	seen := map[string]bool{}
+	for _, e := range ls.entries {
+		if validityAt(e.cert, now) == expired {
+			continue
+		}
+		chain, err := s.verifyLeaf(v, ls, e, now, true)
+		if err != nil {
+			s.log.Info("get_v2g_ocsp_request_data: leaf left out, it does not verify against the V2G domain", "leaf", describe(e.cert), "err", err)
+			continue
+		}
+		res.List = append(res.List, s.requestData(pool, chain, seen)...)
+	}
+	return res
+}
+
+// GetMOOCSPRequestData lists the OCSP request data of a contract certificate chain (leaf first):
+// the chain must verify against the V2G or the MO domain (contract certificates are issued under
+// either); then every certificate of the verified chain below the root that has an OCSP URL. A
+// chain that includes its root gives the same answer as one without (the reference gave none).
+func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
+	res := OCSPRequestDataList{List: []OCSPRequestData{}}
+	if s.tooLarge("get_mo_ocsp_request_data", chainPEM) {
+		return res
+	}
+	cs, err := certs.ParseCertificates([]byte(chainPEM))
+	if err != nil || len(cs) == 0 {
+		s.log.Warn("get_mo_ocsp_request_data: no certificate in input", "err", err)
+		return res
+	}
+	unlock := s.lock.rlock()
+	v := s.readCAs()
+	unlock()
+	trusted := v.domainPool(CAV2G, CAMO)
+	path, err := certs.Verify(cs[0], certs.VerifyOptions{Trusted: trusted, Intermediates: cs[1:], Time: s.now()})
+	if err != nil {
+		s.log.Warn("get_mo_ocsp_request_data: chain does not verify against the V2G or MO domain", "err", err)
+		return res
+	}
+	// Every CA of the store, so that a trust anchor that is not a root still gets its issuer
+	// key hash when its issuer is in another domain.
+	pool := certs.NewPool(append(v.all.Certificates(), cs...)...)
+	res.List = append(res.List, s.requestData(pool, path, map[string]bool{})...)
+	return res
+}
+
+// requestData makes the request data of a verified chain (leaf first, trust anchor last): one
+// entry for each certificate below the root that has an OCSP URL, its hash data computed against
+// the next certificate of the chain (the issuer the chain was verified through; for a trust
+// anchor that is not a root, its first issuer in pool). Entries whose hash data is in seen
+// already are skipped.
+func (s *Store) requestData(pool *certs.Pool, chain []*x509.Certificate, seen map[string]bool) []OCSPRequestData {
+	var out []OCSPRequestData
+	for i, c := range chain {
+		if pool.IsSelfSigned(c) {
+			continue // the root: nobody answers for it
+		}
+		if len(c.OCSPServer) == 0 {
+			s.log.Debug("no OCSP responder URL; no request data", "cert", describe(c))
+			continue
+		}
+		var issuer *x509.Certificate
+		if i+1 < len(chain) {
+			issuer = chain[i+1]
+		} else if issuer = pool.Issuer(c); issuer == nil {
+			s.log.Warn("issuer unknown; no OCSP request data", "cert", describe(c))
+			continue
+		}
+		h, err := certs.ComputeHashData(c, issuer, certs.SHA256)
+		if err != nil {
+			s.log.Warn("no OCSP request data", "cert", describe(c), "err", err)
+			continue
+		}
+		key := string(formatHashFile(h))
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, OCSPRequestData{HashData: h, ResponderURL: c.OCSPServer[0]})
+	}
+	return out
+}
