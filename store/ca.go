@@ -33,15 +33,9 @@ func (s *Store) InstallCACertificate(pemText string, t CAType) InstallResult {
 	if !t.Valid() || s.tooLarge("install_ca_certificate", pemText) {
 		return InstallInvalidFormat
 	}
-	unlock, err := s.lock.lock()
-	if err != nil {
-		s.log.Error("install_ca_certificate: cannot lock the store", "err", err)
-		return InstallWriteError
-	}
-	res, events := s.installCA(pemText, t)
-	unlock()
-	s.emit(events)
-	return res
+	return write(s, "install_ca_certificate", InstallWriteError, func() (InstallResult, []Event) {
+		return s.installCA(pemText, t)
+	})
 }
 
 func (s *Store) installCA(pemText string, t CAType) (InstallResult, []Event) {

@@ -20,15 +20,9 @@ func (s *Store) DeleteCertificate(h certs.HashData) DeleteResult {
 		s.log.Warn("delete_certificate: invalid hash data", "err", h.Validate())
 		return DeleteNotFound
 	}
-	unlock, err := s.lock.lock()
-	if err != nil {
-		s.log.Error("delete_certificate: cannot lock the store", "err", err)
-		return DeleteFailed
-	}
-	res, events := s.deleteCertificate(h)
-	unlock()
-	s.emit(events)
-	return res
+	return write(s, "delete_certificate", DeleteFailed, func() (DeleteResult, []Event) {
+		return s.deleteCertificate(h)
+	})
 }
 
 func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {

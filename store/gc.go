@@ -24,15 +24,7 @@ type GCReport struct {
 // ever deleted when no certificate of the store matches it; a key that cannot be read
 // (wrong password, unsupported format) is never deleted (the reference's defect 3).
 func (s *Store) GarbageCollect() GCReport {
-	unlock, err := s.lock.lock()
-	if err != nil {
-		s.log.Error("garbage collection: cannot lock the store", "err", err)
-		return GCReport{}.nonNil()
-	}
-	rep, events := s.garbageCollect()
-	unlock()
-	s.emit(events)
-	return rep.nonNil()
+	return write(s, "garbage collection", GCReport{}, s.garbageCollect).nonNil()
 }
 
 // nonNil gives the report empty lists instead of nil ones, so its JSON (garbage_collect) always

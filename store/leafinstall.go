@@ -54,15 +54,9 @@ func (s *Store) UpdateLeafCertificate(chainPEM string, lt LeafType) InstallResul
 		s.log.Warn("update_leaf_certificate rejected: the station holds no leaves of this type", "type", lt)
 		return InstallWriteError
 	}
-	unlock, err := s.lock.lock()
-	if err != nil {
-		s.log.Error("update_leaf_certificate: cannot lock the store", "err", err)
-		return InstallWriteError
-	}
-	res, events := s.updateLeaf(chainPEM, lt)
-	unlock()
-	s.emit(events)
-	return res
+	return write(s, "update_leaf_certificate", InstallWriteError, func() (InstallResult, []Event) {
+		return s.updateLeaf(chainPEM, lt)
+	})
 }
 
 func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event) {

@@ -107,6 +107,21 @@ type Event struct {
 	Path string
 }
 
+// write runs op under the exclusive lock, then reports op's events with the store unlocked (a
+// subscriber may call back into the store). When the lock cannot be taken, op does not run and
+// failed is the answer.
+func write[T any](s *Store, command string, failed T, op func() (T, []Event)) T {
+	unlock, err := s.lock.lock()
+	if err != nil {
+		s.log.Error(command+": cannot lock the store", "err", err)
+		return failed
+	}
+	res, events := op()
+	unlock()
+	s.emit(events)
+	return res
+}
+
 func (s *Store) emit(events []Event) {
 	if s.onEvent == nil {
 		return

@@ -87,10 +87,7 @@ func (s *Store) GetVerifyFile(t CAType) string {
 	defer unlock()
 	b := s.readBundle(t)
 	if !b.isDir {
-		if fi, err := s.fs.Stat(b.path); err == nil && fi.Mode().IsRegular() {
-			return b.path
-		}
-		return ""
+		return s.existingFile(b.path)
 	}
 	cs := b.certificates()
 	if len(cs) == 0 {
@@ -147,10 +144,7 @@ func (s *Store) GetVerifyLocation(t CAType) string {
 	defer unlock()
 	b := s.readBundle(t)
 	if !b.isDir {
-		if fi, err := s.fs.Stat(b.path); err == nil && fi.Mode().IsRegular() {
-			return b.path
-		}
-		return ""
+		return s.existingFile(b.path)
 	}
 	if len(b.certificates()) == 0 {
 		return ""
@@ -456,4 +450,13 @@ func (s *Store) checkWritable(dir string) error {
 	name := f.Name()
 	f.Close()
 	return s.fs.Remove(name)
+}
+
+// existingFile is path when it is a regular file, else "": a bundle file is handed to consumers
+// as it is, as long as it exists.
+func (s *Store) existingFile(path string) string {
+	if fi, err := s.fs.Stat(path); err == nil && fi.Mode().IsRegular() {
+		return path
+	}
+	return ""
 }
