@@ -207,6 +207,8 @@ func (d *diagnosis) keys(sets []*leafSet) {
 				d.add("error", k.path, "private key is encrypted but no password is configured", "set private_key_password")
 			case k.err != nil:
 				d.add("warning", k.path, "private key cannot be read: "+k.err.Error(), "check the file; keys of hardware backends need their backend configured")
+			case k.kind != keys.KindFile && used[k.fp]:
+				d.add("info", k.path, fmt.Sprintf("private key held in the %s (the file names it)", keyKindName(k.kind)), "nothing to do; the key never leaves the hardware")
 			case !used[k.fp]:
 				if _, pending := d.s.pending.get(k.path); pending {
 					d.add("info", k.path, "key of a CSR waiting for its certificate", "install the signed leaf with update_leaf_certificate")
@@ -216,4 +218,15 @@ func (d *diagnosis) keys(sets []*leafSet) {
 			}
 		}
 	}
+}
+
+// keyKindName says where a key of kind lives, for people.
+func keyKindName(k keys.Kind) string {
+	switch k {
+	case keys.KindTPM:
+		return "TPM"
+	case keys.KindPKCS11:
+		return "PKCS#11 token"
+	}
+	return "file"
 }

@@ -81,6 +81,17 @@ func TestTPMLeafLifecycle(t *testing.T) {
 	writeFile(t, pubFile, []byte(pub), 0o644)
 	runOpenSSL(t, nil, "dgst", "-sha256", "-verify", pubFile, "-signature", sig, msg)
 
+	// doctor says where the key lives.
+	foundDoctor := false
+	for _, f := range e.s.Diagnose() {
+		if f.Path == keys[0] && strings.Contains(f.Problem, "held in the TPM") {
+			foundDoctor = true
+		}
+	}
+	if !foundDoctor {
+		t.Errorf("doctor does not say the key %s is in the TPM: %+v", keys[0], e.s.Diagnose())
+	}
+
 	// The key counts as in use: GC leaves it alone.
 	e.s.GarbageCollect()
 	if !fileExists(keys[0]) {
