@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,9 @@ func (s *Store) ensureWatch() {
 	if w, err := newDirWatch(s.watchedDirs()); err == nil {
 		s.watch = w
 		s.watchCount++
+		// A store that is dropped without Close must not keep its inotify descriptor (a process
+		// has only a few of them).
+		runtime.AddCleanup(s, func(w *dirWatch) { w.close() }, w)
 	}
 }
 
