@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"github.com/evsesec/evsesec/internal/testtool"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -88,51 +86,6 @@ func mustCall(t *testing.T, d *api.Dispatcher, name string, args any) string {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return out
-}
-
-// snapshot records every path under root with mode, bytes and link target.
-func snapshot(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		v := fi.Mode().String()
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			v += " -> " + target
-		case fi.Mode().IsRegular():
-			b, _ := os.ReadFile(p)
-			v += " " + string(b)
-		}
-		out[p] = v
-		return nil
-	})
-	return out
-}
-
-func diff(a, b map[string]string) string {
-	var d []string
-	for k, v := range a {
-		if w, ok := b[k]; !ok {
-			d = append(d, "removed "+k)
-		} else if w != v {
-			d = append(d, "changed "+k)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			d = append(d, "added "+k)
-		}
-	}
-	sort.Strings(d)
-	return strings.Join(d, "\n")
 }
 
 func hashJSON(h certs.HashData) map[string]string {
@@ -219,7 +172,7 @@ func TestCACommandsBadInput(t *testing.T) {
 	}
 	d, root := newDispatcher(t)
 	mustCall(t, d, "install_ca_certificate", map[string]any{"certificate": rootPEM, "certificate_type": "V2G"})
-	before := snapshot(t, root)
+	before := testtool.Snapshot(t, root)
 	for i, tc := range tests {
 		t.Run(fmt.Sprintf("%02d %s", i, tc.cmd), func(t *testing.T) {
 			out, err := call(t, d, tc.cmd, tc.args)
@@ -243,7 +196,7 @@ func TestCACommandsBadInput(t *testing.T) {
 					t.Errorf("error spans lines: %q", err)
 				}
 			}
-			if d := diff(before, snapshot(t, root)); d != "" {
+			if d := testtool.DiffSnapshots(before, testtool.Snapshot(t, root)); d != "" {
 				t.Errorf("the store tree changed:\n%s", d)
 			}
 		})

@@ -16,14 +16,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"github.com/evsesec/evsesec/internal/testtool"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,57 +155,6 @@ func hostileNewEnv(t *testing.T) *hostileEnv {
 	return &hostileEnv{pki: p, root: root, d: api.NewDispatcher(s)}
 }
 
-// hostileSnapshot records every path under root with its mode and content (or link target).
-func hostileSnapshot(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		v := fi.Mode().String()
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, _ := os.Readlink(p)
-			v += " -> " + target
-		case fi.Mode().IsRegular():
-			b, _ := os.ReadFile(p)
-			v += fmt.Sprintf(" %d %x", len(b), b[:min(len(b), 64)])
-			if len(b) > 64 {
-				v += fmt.Sprintf(" %x", b[len(b)-64:])
-			}
-		}
-		out[p] = v
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func hostileDiff(a, b map[string]string) string {
-	var d []string
-	for k, v := range a {
-		if w, ok := b[k]; !ok {
-			d = append(d, "removed "+k)
-		} else if w != v {
-			d = append(d, "changed "+k)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			d = append(d, "added "+k)
-		}
-	}
-	sort.Strings(d)
-	return strings.Join(d, "\n")
-}
-
 // hostileRun runs the cases against d on root and checks the answer, the time, the memory and
 // that the tree under root did not change.
 func hostileRun(t *testing.T, d *api.Dispatcher, root string, cases []hostileCase) {
@@ -220,7 +168,7 @@ func hostileRun(t *testing.T, d *api.Dispatcher, root string, cases []hostileCas
 				t.Skip("megabytes of JSON on one goroutine: not under the race detector")
 			}
 			args := c.args(t)
-			before := hostileSnapshot(t, root)
+			before := testtool.Snapshot(t, root)
 			runtime.GC()
 			var m0, m1 runtime.MemStats
 			runtime.ReadMemStats(&m0)
@@ -265,7 +213,7 @@ func hostileRun(t *testing.T, d *api.Dispatcher, root string, cases []hostileCas
 			case err == nil && c.want != "" && string(out) != c.want:
 				t.Errorf("%s: result %.200s, want %s", c.command, out, c.want)
 			}
-			if d := hostileDiff(before, hostileSnapshot(t, root)); d != "" {
+			if d := testtool.DiffSnapshots(before, testtool.Snapshot(t, root)); d != "" {
 				t.Errorf("%s changed the store:\n%s", c.command, d)
 			}
 			t.Logf("%s: %d bytes of arguments, %v, %d MB allocated: %.120s %v", c.command, len(args), elapsed.Round(time.Millisecond), allocated>>20, out, err)

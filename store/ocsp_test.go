@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -58,24 +57,6 @@ func (c *ocspClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// ocspLogBuffer collects the store's log.
-type ocspLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *ocspLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *ocspLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // ocspEnv is a store over the standard test PKI in the EVerest default layout.
 type ocspEnv struct {
 	t     *testing.T
@@ -83,7 +64,7 @@ type ocspEnv struct {
 	pki   *testpki.PKI
 	lay   *testpki.Layout
 	clock *ocspClock
-	log   *ocspLogBuffer
+	log   *syncBuffer
 	s     *store.Store
 	d     *api.Dispatcher
 }
@@ -101,7 +82,7 @@ func ocspNewEnv(t *testing.T, opts testpki.Options) *ocspEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &ocspEnv{t: t, root: root, pki: p, lay: lay, clock: &ocspClock{t: now}, log: &ocspLogBuffer{}}
+	e := &ocspEnv{t: t, root: root, pki: p, lay: lay, clock: &ocspClock{t: now}, log: &syncBuffer{}}
 	s, err := store.Open(store.DefaultConfig(root), store.Options{
 		Clock:  e.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -346,50 +327,6 @@ func ocspGoResponse(t *testing.T, issuer *x509.Certificate, signer *testpki.Issu
 func (e *ocspEnv) good(c, issuer *testpki.Issued) []byte {
 	now := e.clock.Now()
 	return ocspGoResponse(e.t, issuer.Cert, issuer, false, c.Cert.SerialNumber, ocsp.Good, now.Add(-time.Minute), now.Add(24*time.Hour))
-}
-
-// ocspSnapshot maps every file and directory under root to its content.
-func ocspSnapshot(t *testing.T, root string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, p)
-		if d.IsDir() {
-			out[rel+"/"] = ""
-			return nil
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		out[rel] = string(data)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-func ocspSnapshotDiff(before, after map[string]string) string {
-	var diffs []string
-	for p, v := range before {
-		if w, ok := after[p]; !ok {
-			diffs = append(diffs, "removed "+p)
-		} else if w != v {
-			diffs = append(diffs, "changed "+p)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			diffs = append(diffs, "added "+p)
-		}
-	}
-	sort.Strings(diffs)
-	return strings.Join(diffs, ", ")
 }
 
 // ocspCacheFiles lists the .der and .hash files of a cache directory.
@@ -979,7 +916,7 @@ func TestOCSPCacheRejects(t *testing.T) {
 	leaf, sub2 := p.SECCLeaf, p.CPOSubCA2
 	leafHash := ocspHash(t, leaf.Cert, sub2.Cert)
 	e.update(leafHash, e.good(leaf, sub2)) // the cache holds a good response to begin with
-	before := ocspSnapshot(t, e.root)
+	before := testtool.Snapshot(t, e.root)
 
 	stranger := ocspRoot(t, "Stranger")
 	sibling := ocspIssue(t, sub2, testpki.Spec{CommonName: "SiblingLeaf", KeyUsage: x509.KeyUsageDigitalSignature})
@@ -1031,7 +968,7 @@ func TestOCSPCacheRejects(t *testing.T) {
 			if err != nil || string(res) != "null" {
 				t.Fatalf("dispatcher: %s, %v; want null and no error", res, err)
 			}
-			if d := ocspSnapshotDiff(before, ocspSnapshot(t, e.root)); d != "" {
+			if d := testtool.DiffSnapshots(before, testtool.Snapshot(t, e.root)); d != "" {
 				t.Fatalf("tree changed: %s", d)
 			}
 		})

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 )
 
@@ -47,4 +49,24 @@ func Snapshot(t testing.TB, root string) map[string]Entry {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// DiffSnapshots describes how two snapshots differ, one path a line ("added p", "removed p",
+// "changed p"), sorted; "" when they are equal.
+func DiffSnapshots(before, after map[string]Entry) string {
+	var d []string
+	for p, b := range before {
+		if a, ok := after[p]; !ok {
+			d = append(d, "removed "+p)
+		} else if a != b {
+			d = append(d, "changed "+p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			d = append(d, "added "+p)
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, "\n")
 }
