@@ -43,7 +43,9 @@ type connOptions struct {
 	// onConnect runs after every successful (re)connection, in its own goroutine; it is where
 	// subscriptions are (re)made, since a clean session loses them with the connection.
 	onConnect func(*conn)
-	log       *slog.Logger
+	// onLost, when set, is called with false when the connection is lost.
+	onLost func(connected bool)
+	log    *slog.Logger
 }
 
 // dial connects once and returns the connection, or the reason it failed.
@@ -71,6 +73,9 @@ func dial(ctx context.Context, o connOptions) (*conn, error) {
 		SetConnectRetry(false).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("lost the MQTT broker; reconnecting", "broker", o.broker.String(), "err", err)
+			if o.onLost != nil {
+				o.onLost(false)
+			}
 		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 			log.Debug("reconnecting to the MQTT broker", "broker", o.broker.String())
