@@ -38,6 +38,19 @@ func CheckAddr(addr string, allowRemote bool) error {
 	return fmt.Errorf("%w: %q (use 127.0.0.1:PORT, or allow remote scrapes explicitly)", ErrNotLoopback, addr)
 }
 
+// Handler serves the registry in the Prometheus exposition formats (text by default). Errors
+// of single series are logged to log (nil: discarded) and the rest is still served: one bad
+// series must not blank the dashboard.
+func (m *Metrics) Handler(log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}
+
 // Endpoint is a running HTTP endpoint serving /metrics.
 type Endpoint struct {
 	ln  net.Listener
@@ -58,10 +71,7 @@ func (m *Metrics) Listen(addr string, allowRemote bool, log *slog.Logger) (*Endp
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError, // one bad series must not blank the dashboard
-	}))
+	mux.Handle("/metrics", m.Handler(log))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
