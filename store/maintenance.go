@@ -147,7 +147,7 @@ func (s *Store) warnExpiry(w *leafWatch, lt LeafType, role string, c *x509.Certi
 		level = "critical"
 	}
 	s.log.Warn("a certificate the station depends on expires soon", "type", lt, "role", role, "certificate", describe(c),
-		"not_after", c.NotAfter, "days_left", int(math.Floor(left.Hours()/24)), "threshold_days", int(crossed.Hours()/24), "level", level)
+		"not_after", c.NotAfter, "days_left", int(math.Floor(left.Hours()/24)), "threshold_days", int(crossed.Hours()/24), "severity", level)
 	return true
 }
 
