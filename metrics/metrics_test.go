@@ -6,11 +6,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/evsesec/evsesec/certs"
+	"github.com/evsesec/evsesec/internal/testtool"
 	"github.com/evsesec/evsesec/metrics"
 	"github.com/evsesec/evsesec/store"
 )
@@ -329,5 +331,71 @@ func TestListen(t *testing.T) {
 	}
 	if _, ok := s["evsesec_leaf_usable"]; !ok {
 		t.Error("no store families on the endpoint")
+	}
+}
+
+// movableClock is a store clock the test moves.
+type movableClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *movableClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *movableClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// The cached OCSP response of the SECC leaf: its age and the time to its nextUpdate at the
+// store's clock, negative once it is stale; revoked is not good.
+func TestScrapeOCSP(t *testing.T) {
+	clock := &movableClock{t: time.Now().Truncate(time.Second)}
+	f := newFixture(t, clock.now(), clock.now, nil)
+	start := clock.now()
+	h, err := certs.ComputeHashData(f.pki.SECCLeaf.Cert, f.pki.CPOSubCA2.Cert, certs.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thisUpdate, nextUpdate := start.Add(-10*time.Minute), start.Add(24*time.Hour)
+	resp := testtool.OCSPResponse(t, f.pki.SECCLeaf.Cert, f.pki.CPOSubCA2.Cert, f.pki.CPOSubCA2.Key, false, thisUpdate, nextUpdate)
+	if err := f.st.UpdateOCSPCache(h, resp); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(2 * time.Hour)
+	s := f.scrape()
+	for _, name := range families {
+		if _, ok := s[name]; !ok && strings.HasPrefix(name, "evsesec_ocsp_") {
+			t.Errorf("family %s missing from the scrape", name)
+		}
+	}
+	secc := map[string]string{"leaf_type": "V2G", "fingerprint": fingerprint(f.pki.SECCLeaf)}
+	if got, want := s.must(t, "evsesec_ocsp_response_age_seconds", secc), clock.now().Sub(thisUpdate).Seconds(); got != want {
+		t.Errorf("OCSP age %v s, want %v", got, want)
+	}
+	if got, want := s.must(t, "evsesec_ocsp_response_next_update_seconds", secc), nextUpdate.Sub(clock.now()).Seconds(); got != want {
+		t.Errorf("OCSP next update in %v s, want %v", got, want)
+	}
+	if got := s.must(t, "evsesec_ocsp_response_good", secc); got != 1 {
+		t.Errorf("OCSP good %v, want 1", got)
+	}
+
+	clock.advance(24 * time.Hour)
+	s = f.scrape()
+	if got, want := s.must(t, "evsesec_ocsp_response_next_update_seconds", secc), nextUpdate.Sub(clock.now()).Seconds(); got != want || got >= 0 {
+		t.Errorf("stale OCSP next update in %v s, want %v (negative)", got, want)
+	}
+
+	revoked := testtool.OCSPResponse(t, f.pki.SECCLeaf.Cert, f.pki.CPOSubCA2.Cert, f.pki.CPOSubCA2.Key, true, clock.now().Add(-time.Minute), clock.now().Add(time.Hour))
+	if err := f.st.UpdateOCSPCache(h, revoked); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.scrape().must(t, "evsesec_ocsp_response_good", secc); got != 0 {
+		t.Errorf("OCSP good %v for a revoked response, want 0", got)
 	}
 }
