@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -49,21 +50,32 @@ var metricsURL = regexp.MustCompile(`metrics endpoint listening" url=(http://127
 // scrapeURL GETs the endpoint and parses the text exposition.
 func scrapeURL(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(url)
+	fams, err := tryScrape(url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fams
+}
+
+func tryScrape(url string) (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("the scrape does not parse: %v", err)
+		return nil, fmt.Errorf("the scrape does not parse: %w", err)
 	}
-	return fams
+	return fams, nil
 }
 
 // series returns the gauge or counter value of the one series of name with labels want.
