@@ -24,6 +24,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evsesec/evsesec/certs"
+	"github.com/evsesec/evsesec/internal/testtool"
+	"github.com/evsesec/evsesec/store"
 	"github.com/evsesec/evsesec/testpki"
 )
 
@@ -148,6 +150,21 @@ func TestServeMetrics(t *testing.T) {
 		leaves[name] = leaf
 	}
 
+	// A cached OCSP response of the SECC leaf, so the OCSP families are there too.
+	st, err := store.Open(store.DefaultConfig(root), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seccHash, err := certs.ComputeHashData(p.SECCLeaf.Cert, p.CPOSubCA2.Cert, certs.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thisUpdate := now.Add(-time.Hour).Truncate(time.Second)
+	if err := st.UpdateOCSPCache(seccHash, testtool.OCSPResponse(t, p.SECCLeaf.Cert, p.CPOSubCA2.Cert, p.CPOSubCA2.Key, false, thisUpdate, now.Add(day))); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
@@ -193,6 +210,7 @@ func TestServeMetrics(t *testing.T) {
 	for _, name := range []string{
 		"evsesec_certificate_expiry_seconds", "evsesec_certificate_not_after_timestamp_seconds", "evsesec_certificate_state",
 		"evsesec_leaf_usable", "evsesec_leaf_needed", "evsesec_leaf_expiry_seconds", "evsesec_leaf_chain_expiry_seconds",
+		"evsesec_ocsp_response_age_seconds", "evsesec_ocsp_response_next_update_seconds", "evsesec_ocsp_response_good",
 		"evsesec_store_certificates", "evsesec_store_files", "evsesec_store_trust_anchors", "evsesec_store_bytes",
 		"evsesec_store_bytes_limit", "evsesec_store_entries", "evsesec_store_entries_limit", "evsesec_csr_pending_keys",
 		"evsesec_gc_runs_total", "evsesec_gc_removed_total", "evsesec_expiry_threshold_seconds",
@@ -216,11 +234,17 @@ func TestServeMetrics(t *testing.T) {
 			t.Errorf("%s: state %s = %v", name, state, got)
 		}
 	}
+	seccSum := sha256.Sum256(p.SECCLeaf.Cert.Raw)
+	secc := map[string]string{"fingerprint": hex.EncodeToString(seccSum[:])}
+	if got := series(t, s, "evsesec_ocsp_response_age_seconds", secc); got < before.Sub(thisUpdate).Seconds() || got > after.Sub(thisUpdate).Seconds() {
+		t.Errorf("OCSP age %v s, want between %v and %v", got, before.Sub(thisUpdate).Seconds(), after.Sub(thisUpdate).Seconds())
+	}
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
 		want   float64
 	}{
+		{"evsesec_ocsp_response_good", secc, 1},
 		{"evsesec_leaf_usable", map[string]string{"leaf_type": "CSMS"}, 1},
 		{"evsesec_store_certificates", map[string]string{"domain": "CSMS", "kind": "leaf"}, 3},
 		{"evsesec_store_certificates", map[string]string{"domain": "MO", "kind": "ca"}, 1},
