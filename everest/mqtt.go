@@ -43,9 +43,9 @@ type connOptions struct {
 	// onConnect runs after every successful (re)connection, in its own goroutine; it is where
 	// subscriptions are (re)made, since a clean session loses them with the connection.
 	onConnect func(*conn)
+	log       *slog.Logger
 	// onLost, when set, is called with false when the connection is lost.
 	onLost func(connected bool)
-	log    *slog.Logger
 }
 
 // dial connects once and returns the connection, or the reason it failed.
