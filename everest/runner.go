@@ -65,6 +65,9 @@ type Options struct {
 	ReconnectInterval time.Duration
 	// ShutdownGrace is how long running calls may finish after the context ends (default 5 s).
 	ShutdownGrace time.Duration
+	// OnConnection, when set, is told of every connection (true) and every lost connection
+	// (false) to the broker (metrics). It is called from the MQTT client and must not block.
+	OnConnection func(connected bool)
 }
 
 // Runner serves one module implementation on the EVerest wire. A Runner is used once: either
@@ -220,6 +223,7 @@ func (r *Runner) connect(ctx context.Context) (*conn, error) {
 			connectTimeout: r.opts.ConnectTimeout,
 			reconnectMax:   r.opts.ReconnectInterval,
 			onConnect:      r.onConnect,
+			onLost:         r.opts.OnConnection,
 			log:            r.log,
 		})
 		if err == nil {
@@ -240,6 +244,9 @@ func (r *Runner) connect(ctx context.Context) (*conn, error) {
 // onConnect runs after every (re)connection: the session is clean, so every subscription is made
 // again, and after a reconnection the module reports ready again.
 func (r *Runner) onConnect(c *conn) {
+	if f := r.opts.OnConnection; f != nil {
+		f(true)
+	}
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()

@@ -82,6 +82,13 @@ type Config struct {
 	SECCLeafCertLink string `yaml:"secc_leaf_cert_link"`
 	SECCLeafKeyLink  string `yaml:"secc_leaf_key_link"`
 	CPOCertChainLink string `yaml:"cpo_cert_chain_link"`
+
+	// ExpiryWarningDays and ExpiryCriticalDays are the two expiry thresholds: the maintenance
+	// loop logs a warning once per threshold for each certificate the station depends on (a leaf
+	// in use and the CAs of its chain), `evsesec doctor` reports them and `evsesec check` turns
+	// them into warning and critical. Zero means the default (30 and 7 days).
+	ExpiryWarningDays  int `yaml:"expiry_warning_days"`
+	ExpiryCriticalDays int `yaml:"expiry_critical_days"`
 }
 
 // The defaults of the reference (libevse-security's constructor and the module manifest).
@@ -91,6 +98,10 @@ const (
 	DefaultCSRExpiry       = 60 * time.Minute
 	DefaultGCInterval      = 20 * time.Minute
 	DefaultMinKeptLeaves   = 10
+	// DefaultExpiryWarningDays and DefaultExpiryCriticalDays are evsesec's own defaults of the
+	// expiry thresholds (the reference had none).
+	DefaultExpiryWarningDays  = 30
+	DefaultExpiryCriticalDays = 7
 )
 
 // DefaultConfig returns the manifest's defaults with root as CertsRoot: the EVerest default layout
@@ -114,7 +125,23 @@ func DefaultConfig(root string) Config {
 		CSMSKeyAlgorithm: "P-256",
 		SECCKeyAlgorithm: "P-256",
 		SECCLeafProfile:  "iso15118-2",
+
+		ExpiryWarningDays:  DefaultExpiryWarningDays,
+		ExpiryCriticalDays: DefaultExpiryCriticalDays,
 	}
+}
+
+// ExpiryThresholds returns the warning and critical expiry thresholds, the defaults where the
+// config leaves them zero.
+func (c Config) ExpiryThresholds() (warning, critical time.Duration) {
+	w, k := c.ExpiryWarningDays, c.ExpiryCriticalDays
+	if w == 0 {
+		w = DefaultExpiryWarningDays
+	}
+	if k == 0 {
+		k = DefaultExpiryCriticalDays
+	}
+	return time.Duration(w) * 24 * time.Hour, time.Duration(k) * 24 * time.Hour
 }
 
 // LoadConfigFile reads a YAML config. Keys left out keep the defaults; an unknown key is an
@@ -225,6 +252,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStoreBytes < 0 || c.MaxStoreEntries < 0 || c.MinKeptLeaves < 0 || c.CSRExpiry < 0 || c.GCInterval < 0 {
 		return errors.New("config: limits must not be negative")
+	}
+	if c.ExpiryWarningDays < 0 || c.ExpiryCriticalDays < 0 {
+		return errors.New("config: expiry_warning_days and expiry_critical_days must not be negative")
+	}
+	// A critical threshold beyond the warning one would make every warning critical at once.
+	if w, k := c.ExpiryThresholds(); k > w {
+		return fmt.Errorf("config: expiry_critical_days (%d) must not exceed expiry_warning_days (%d)", int(k.Hours()/24), int(w.Hours()/24))
 	}
 	return nil
 }

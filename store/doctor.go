@@ -1,10 +1,13 @@
 package store
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/evsesec/evsesec/certs"
 	"github.com/evsesec/evsesec/keys"
@@ -125,7 +128,7 @@ func (d *diagnosis) domain(t CAType) {
 			}
 			if selfSigned || len(pool.Issuers(c)) == 0 {
 				anchors++
-				if c.NotAfter.Sub(now) < DefaultExpiryWarning {
+				if warning, _ := d.s.cfg.ExpiryThresholds(); c.NotAfter.Sub(now) <= warning {
 					d.add("warning", f.path, fmt.Sprintf("trust anchor %s expires on %s", describe(c), c.NotAfter.UTC().Format("2006-01-02")), "install its successor")
 				}
 			}
@@ -170,12 +173,35 @@ func (d *diagnosis) leaves(ls *leafSet) {
 		}
 	}
 	sel, st := d.s.selectLeaves(d.v, ls, now, false)
-	switch {
-	case st != InfoAccepted:
+	if st != InfoAccepted {
 		d.add("warning", ls.certDir, fmt.Sprintf("no usable %s leaf (%s)", ls.lt, st), "generate a CSR and install the signed leaf")
-	case sel[0].e.cert.NotAfter.Sub(now) < DefaultExpiryWarning:
-		d.add("warning", sel[0].e.firstFile().path, fmt.Sprintf("the %s leaf in use expires on %s", ls.lt, sel[0].e.cert.NotAfter.UTC().Format("2006-01-02")), "renew it: generate a CSR and install the signed leaf")
+		return
 	}
+	// The same thresholds as the maintenance loop's warnings and `evsesec check`.
+	if when := d.expiring(sel[0].e.cert, now); when != "" {
+		d.add("warning", sel[0].e.firstFile().path, fmt.Sprintf("the %s leaf in use expires %s", ls.lt, when), "renew it: generate a CSR and install the signed leaf")
+	}
+	for _, c := range dependencies(sel[0]) {
+		if when := d.expiring(c, now); when != "" {
+			d.add("warning", ls.certDir, fmt.Sprintf("%s, a CA the %s leaf in use depends on, expires %s", describe(c), ls.lt, when),
+				"install its successor and a leaf issued under it before then")
+		}
+	}
+}
+
+// expiring says when c expires if that is within the warning threshold ("" otherwise), and
+// whether it is within the critical one.
+func (d *diagnosis) expiring(c *x509.Certificate, now time.Time) string {
+	warning, critical := d.s.cfg.ExpiryThresholds()
+	left := c.NotAfter.Sub(now)
+	if left > warning {
+		return ""
+	}
+	when := fmt.Sprintf("on %s (%d days left, within the %d-day warning threshold)", c.NotAfter.UTC().Format("2006-01-02"), int(math.Floor(left.Hours()/24)), int(warning.Hours()/24))
+	if left <= critical {
+		when = fmt.Sprintf("on %s (%d days left, within the %d-day critical threshold)", c.NotAfter.UTC().Format("2006-01-02"), int(math.Floor(left.Hours()/24)), int(critical.Hours()/24))
+	}
+	return when
 }
 
 func (d *diagnosis) keys(sets []*leafSet) {

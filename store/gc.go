@@ -1,6 +1,8 @@
 package store
 
 import (
+	"sync"
+
 	"github.com/evsesec/evsesec/certs"
 )
 
@@ -24,7 +26,44 @@ type GCReport struct {
 // ever deleted when no certificate of the store matches it; a key that cannot be read
 // (wrong password, unsupported format) is never deleted (the reference's defect 3).
 func (s *Store) GarbageCollect() GCReport {
-	return write(s, "garbage collection", GCReport{}, s.garbageCollect).nonNil()
+	return write(s, "garbage collection", GCReport{}, func() (GCReport, []Event) {
+		rep, events := s.garbageCollect()
+		s.gcStats.add(rep)
+		return rep, events
+	}).nonNil()
+}
+
+// GCStats are the totals of the garbage collection runs of a store since it was opened: by the
+// maintenance loop, the garbage_collect command and `evsesec gc` alike.
+type GCStats struct {
+	Runs             uint64
+	ExpiredCSRKeys   uint64
+	RemovedLeaves    uint64
+	RemovedOCSP      uint64
+	RemovedTempFiles uint64
+}
+
+// gcCounters holds the GCStats of a store.
+type gcCounters struct {
+	mu sync.Mutex
+	st GCStats
+}
+
+func (c *gcCounters) add(r GCReport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.st.Runs++
+	c.st.ExpiredCSRKeys += uint64(len(r.ExpiredCSRKeys))
+	c.st.RemovedLeaves += uint64(len(r.RemovedLeaves))
+	c.st.RemovedOCSP += uint64(len(r.RemovedOCSP))
+	c.st.RemovedTempFiles += uint64(len(r.RemovedTempFiles))
+}
+
+// GCStats returns the totals of the garbage collection runs since Open.
+func (s *Store) GCStats() GCStats {
+	s.gcStats.mu.Lock()
+	defer s.gcStats.mu.Unlock()
+	return s.gcStats.st
 }
 
 // nonNil gives the report empty lists instead of nil ones, so its JSON (garbage_collect) always

@@ -69,8 +69,11 @@ func newRecord(kind string, c *x509.Certificate, path string, now time.Time) Cer
 func (s *Store) Inventory() []CertificateRecord {
 	unlock := s.lock.rlock()
 	defer unlock()
-	now := s.now()
-	v := s.readCAs()
+	return s.inventory(s.readCAs(), s.now())
+}
+
+// inventory makes the Inventory from a view read under the lock.
+func (s *Store) inventory(v *caView, now time.Time) []CertificateRecord {
 	var out []CertificateRecord
 	for _, t := range CATypes {
 		for _, f := range v.bundles[t].files {

@@ -35,6 +35,9 @@ type Store struct {
 	watch      *dirWatch
 	watchCount uint64
 
+	// gcStats counts the garbage collection runs since Open (monitoring reads them).
+	gcStats gcCounters
+
 	onEvent func(Event)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evsesec/evsesec/api"
 	"github.com/evsesec/evsesec/everest"
+	"github.com/evsesec/evsesec/metrics"
 	"github.com/evsesec/evsesec/store"
 )
 
@@ -127,6 +128,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if len(m.ignored) > 0 {
 		logger.Info("ignoring arguments", "args", m.ignored)
 	}
+	mx := metrics.New()
 	r := everest.NewRunner(everest.Options{
 		Broker:        everest.Broker{URL: m.brokerURL()},
 		Prefix:        m.everestPrefix,
@@ -134,6 +136,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		InstallPrefix: m.prefix,
 		Logger:        logger,
 		StartTimeout:  moduleStartTimeout,
+		OnConnection:  mx.BrokerConnection,
 	})
 	var wg sync.WaitGroup
 	setup := func(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
@@ -149,7 +152,14 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 			return nil, err
 		}
 		wg.Go(func() { maintainWhenReady(ctx, r, st) })
-		return api.NewDispatcher(st), nil
+		// A metrics endpoint that cannot start is logged, never fatal: the manager would take
+		// every module down with this one.
+		if stop, err := startMetrics(mx, st, metricsFromEnv(), logger); err != nil {
+			logger.Error("metrics endpoint not started", "env", envMetricsAddr, "err", err)
+		} else {
+			wg.Go(func() { <-ctx.Done(); stop() })
+		}
+		return mx.Instrument(api.NewDispatcher(st)), nil
 	}
 	err = r.RunModule(ctx, setup)
 	wg.Wait()

@@ -17,6 +17,7 @@ var operatorSubcommands = map[string]subcommand{
 	"doctor": {"explain the store: what is missing, misfiled, expiring, and how to fix it", runDoctor},
 	"gc":     {"run garbage collection once and print what it removed", runGC},
 	"csr":    {"generate a CSR (and its key) for the CSMS or SECC leaf", runCSR},
+	"check":  {"monitoring plugin: one line and exit 0/1/2/3 for ok/warning/critical/unknown (Nagios, Icinga, Zabbix)", runCheck},
 }
 
 // opFlags parses the common flags of an operator verb: the store flags and --json.
