@@ -40,6 +40,9 @@ type CertificateRecord struct {
 	KeyLocation string `json:"key_location,omitempty"`
 	// InUse marks the leaf the store hands out now for its type.
 	InUse bool `json:"in_use,omitempty"`
+	// SeccID is the SECC-ID of a SECC leaf (V2G, V2G20): its CN, which OCPP 2.0.1 sets to the
+	// ISO15118SeccId of the EVSE it was issued for.
+	SeccID string `json:"secc_id,omitempty"`
 }
 
 func validityName(v validity) string {
@@ -83,13 +86,12 @@ func (s *Store) Inventory() []CertificateRecord {
 	}
 	for _, lt := range []LeafType{LeafV2G, LeafCSMS} {
 		ls := s.readLeaves(lt)
-		var inUse certs.Fingerprint
-		if sel, st := s.selectLeaves(v, ls, now, false); st == InfoAccepted {
-			inUse = sel[0].e.fp
-		}
+		inUse := s.inUse(v, now)
 		for _, e := range ls.entries {
+			lt := e.typeOf()
 			r := newRecord("leaf", e.cert, e.firstFile().path, now)
-			r.LeafType, r.Domain, r.InUse = lt, lt.Domain(), e.fp == inUse
+			r.LeafType, r.Domain, r.InUse = lt, lt.Domain(), inUse[e.fp]
+			r.SeccID = seccIDOf(lt, e.cert)
 			r.Key, r.KeyStatus, r.KeyLocation = s.keyStatus(e, ls)
 			out = append(out, r)
 			if cf := e.chainFile(); cf != nil {
