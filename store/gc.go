@@ -106,7 +106,7 @@ func (s *Store) pruneExpiredLeaves(v *caView, sets []*leafSet) ([]string, []Even
 			removed = append(removed, f.path)
 		}
 		s.log.Info("garbage collection: removed expired leaf", "type", ls.lt, "leaf", describe(e.cert))
-		events = append(events, Event{Kind: EventGC, Operation: OperationDeleted, LeafType: e.typeOf(), Path: e.firstFile().path})
+		events = append(events, Event{Kind: EventGC, Operation: OperationDeleted, LeafType: ls.typeOf(e), Path: e.firstFile().path})
 	}
 	return removed, events
 }

@@ -88,7 +88,7 @@ func (s *Store) Inventory() []CertificateRecord {
 		ls := s.readLeaves(lt)
 		inUse := s.inUse(v, now)
 		for _, e := range ls.entries {
-			lt := e.typeOf()
+			lt := ls.typeOf(e)
 			r := newRecord("leaf", e.cert, e.firstFile().path, now)
 			r.LeafType, r.Domain, r.InUse = lt, lt.Domain(), inUse[e.fp]
 			r.SeccID = seccIDOf(lt, e.cert)

@@ -39,12 +39,13 @@ func seccTypeOf(c *x509.Certificate) LeafType {
 	return LeafV2G
 }
 
-// typeOf is the leaf type an entry of a leaf set answers to.
-func (e *leafEntry) typeOf() LeafType {
-	if e.lt.dirType() == LeafV2G {
+// typeOf is the leaf type a leaf of the set answers to: the set's type, told by the key in the
+// SECC directory.
+func (ls *leafSet) typeOf(e *leafEntry) LeafType {
+	if ls.lt.dirType() == LeafV2G {
 		return seccTypeOf(e.cert)
 	}
-	return e.lt
+	return ls.lt
 }
 
 // kindLeaves is the leaf set selections of type lt are made from: for V2G and V2G20 the leaves of
@@ -60,7 +61,7 @@ func (s *Store) kindLeaves(lt LeafType) *leafSet {
 		for _, t := range []LeafType{LeafV2G, LeafV2G20} {
 			sub := &leafSet{lt: t, certDir: ls.certDir, keyDir: ls.keyDir, files: ls.files}
 			for _, e := range ls.entries {
-				if e.typeOf() == t {
+				if ls.typeOf(e) == t {
 					sub.entries = append(sub.entries, e)
 				}
 			}
