@@ -95,7 +95,9 @@ func runLs(argv []string, stdout, stderr io.Writer) int {
 func runDoctor(argv []string, stdout, stderr io.Writer) int {
 	var seccIDs repeated
 	sf, asJSON, code, ok := opFlags("doctor", "Usage: evsesec doctor [--certs DIR | --config FILE] [--secc-id ID ...] [--json]\n\nExplains the store and how to fix what is wrong. Exit 1 when it finds an error.\nWith the EVSEs' SECC-IDs (--secc-id, repeated, or the config's secc_ids) it also says which EVSE has\nno SECC leaf of its own and which share one.", argv, stderr,
-		func(fs *flag.FlagSet) { fs.Var(&seccIDs, "secc-id", "SECC-ID (ISO15118SeccId) of an EVSE; repeat for each; overrides the config's secc_ids") })
+		func(fs *flag.FlagSet) {
+			fs.Var(&seccIDs, "secc-id", "SECC-ID (ISO15118SeccId) of an EVSE; repeat for each; overrides the config's secc_ids")
+		})
 	if !ok {
 		return code
 	}
