@@ -108,6 +108,9 @@ func (s *Store) Inventory() []CertificateRecord {
 
 // keyStatus says where a leaf's key is and whether it can be used.
 func (s *Store) keyStatus(e *leafEntry, ls *leafSet) (path, status, location string) {
+	if certs.KeyAlgorithmOf(e.cert) == certs.KeyEd448 {
+		return "", "unsupported (" + errEd448Unsupported.Error() + ")", ""
+	}
 	kl := s.findKey(e.cert, e.firstFile().path, ls.keyDir)
 	if kl.key != nil {
 		return kl.key.path, "ok", string(kl.key.kind)
