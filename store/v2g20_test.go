@@ -57,7 +57,8 @@ func osslSign(t *testing.T, dir string, ca *osslCA20, csr, name, digest string, 
 
 // afterOpenSSL moves the store's clock past the notBefore (the wall clock) of what OpenSSL just
 // made: the test clock starts at the whole second before the test.
-func (e *env) afterOpenSSL() { e.clock.Set(time.Now().UTC().Add(5 * time.Second))
+func (e *env) afterOpenSSL() {
+	e.clock.Set(time.Now().UTC().Add(5 * time.Second))
 }
 
 func randomHex(t *testing.T) string {
