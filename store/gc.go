@@ -80,7 +80,12 @@ func (s *Store) pruneExpiredLeaves(v *caView, sets []*leafSet) ([]string, []Even
 		}
 		seenDir[ls.certDir] = true
 		pool := s.hashPool(v, ls)
-		for i, e := range ls.entries {
+		// The newest MinKeptLeaves are counted per leaf type, so -20 leaves in the SECC
+		// directory never push -2 ones out of the kept set, or the other way round.
+		seen := map[LeafType]int{}
+		for _, e := range ls.entries {
+			i := seen[ls.typeOf(e)]
+			seen[ls.typeOf(e)]++
 			if i < s.cfg.MinKeptLeaves || validityAt(e.cert, now) != expired {
 				continue
 			}

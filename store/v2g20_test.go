@@ -380,6 +380,17 @@ func TestV2G20OCSP(t *testing.T) {
 	if len(info.Info.OCSP) != 3 {
 		t.Errorf("OCSP entries %d, want leaf and two sub-CAs", len(info.Info.OCSP))
 	}
+	// delete_certificate by the -20 leaf's hash data removes it as a V2G20 leaf.
+	e.events.take()
+	if r := e.s.DeleteCertificate(leafHash); r != store.DeleteAccepted {
+		t.Fatalf("delete the -20 leaf: %s", r)
+	}
+	if ev := e.events.take(); len(ev) != 1 || ev[0].LeafType != store.LeafV2G20 {
+		t.Errorf("delete events %+v, want one of type V2G20", ev)
+	}
+	if got := e.s.GetLeafCertificateInfo(store.LeafV2G20, store.EncodingPEM, false); got.Status != store.InfoNotFound {
+		t.Errorf("V2G20 after deleting its only leaf: %s", got.Status)
+	}
 	// The -2 leaf's info does not carry the -20 response.
 	for _, o := range e.s.GetLeafCertificateInfo(store.LeafV2G, store.EncodingPEM, true).Info.OCSP {
 		if o.OCSPPath == path {
