@@ -84,9 +84,9 @@ func (s *Store) Inventory() []CertificateRecord {
 			}
 		}
 	}
+	inUse := s.inUse(v, now)
 	for _, lt := range []LeafType{LeafV2G, LeafCSMS} {
 		ls := s.readLeaves(lt)
-		inUse := s.inUse(v, now)
 		for _, e := range ls.entries {
 			lt := ls.typeOf(e)
 			r := newRecord("leaf", e.cert, e.firstFile().path, now)
