@@ -140,7 +140,8 @@ type Profile struct {
 
 // ISO15118_2SECC is the SECC leaf profile of ISO 15118-2 Annex F (Table F.2 and the SECC
 // certificate row): DC=CPO, key usage digitalSignature and keyAgreement (ECDH in the TLS 1.2
-// suites of -2), an EC P-256 key.
+// suites of -2), an EC P-256 key. EVerest issue 2119: a leaf without DC=CPO was installed and
+// handed to cars, which must refuse it.
 var ISO15118_2SECC = Profile{
 	Name:             "ISO 15118-2 SECC",
 	Source:           "ISO 15118-2 Annex F",

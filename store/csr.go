@@ -82,7 +82,8 @@ const maxSubjectField = 64
 // subject is C (PrintableString), O and CN (UTF8String) and, for the SECC types, the DC of the
 // type's profile (IA5String): DC=CPO for V2G (ISO 15118-2), DC=CSO for V2G20 (ISO 15118-20, whose
 // key usage is digitalSignature alone); the key algorithm is the one configured for the type
-// (secc20_key_algorithm, P-521, for V2G20: an Ed448 key is KeyGenError, Go cannot make one); the config's DNS names and IP
+// (secc20_key_algorithm, P-521, for V2G20; Go cannot make Ed448 keys, so that setting is refused
+// at Open and, should it get here, answered KeyGenError); the config's DNS names and IP
 // addresses go into subjectAltName. Bad input is rejected, never silently dropped:
 // InvalidRequestedType for MF and MO; GenerationError for a country that is not two letters, an
 // empty or over-long organization or common name; KeyGenError when use_tpm is asked without a TPM
