@@ -231,6 +231,9 @@ func (c Config) Validate() error {
 	if err := checkSECC20KeyAlgorithm(c.SECC20KeyAlgorithm); err != nil {
 		return err
 	}
+	if err := checkSECCIDs(c.SECCIDs); err != nil {
+		return err
+	}
 	for name, v := range map[string]string{"csms_key_backend": c.CSMSKeyBackend, "secc_key_backend": c.SECCKeyBackend} {
 		if _, err := keys.ParseKind(v); err != nil {
 			return fmt.Errorf("config: %s: %w", name, err)

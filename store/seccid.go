@@ -180,3 +180,19 @@ func quoteAll(ss []string) []string {
 	}
 	return out
 }
+
+// checkSECCIDs validates secc_ids: no empty entry and none twice, since either would make doctor
+// report EVSEs that do not exist or share a leaf by mistake.
+func checkSECCIDs(ids []string) error {
+	seen := map[string]bool{}
+	for i, id := range ids {
+		if strings.TrimSpace(id) == "" {
+			return fmt.Errorf("config: secc_ids[%d] is empty", i)
+		}
+		if seen[id] {
+			return fmt.Errorf("config: secc_ids: %q is given twice", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}

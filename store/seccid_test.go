@@ -107,3 +107,15 @@ func TestSeccIDInventoryAndDoctor(t *testing.T) {
 		t.Errorf("secc_ids in the config: %d findings about EVSE3, want 2 (V2G and V2G20)", cfgFindings)
 	}
 }
+
+// secc_ids must name each EVSE once.
+func TestSeccIDsConfig(t *testing.T) {
+	t.Parallel()
+	for _, ids := range [][]string{{""}, {"EVSE1", "EVSE1"}} {
+		cfg := store.DefaultConfig(t.TempDir())
+		cfg.SECCIDs = ids
+		if _, err := store.Open(cfg, store.Options{}); err == nil || !strings.Contains(err.Error(), "secc_ids") {
+			t.Errorf("secc_ids %q: Open err = %v", ids, err)
+		}
+	}
+}

@@ -77,13 +77,16 @@ type sClient struct {
 	stapled string
 }
 
-// runSClient connects s_client with the version flag (-tls1_2, -tls1_3) to addr, verifying
-// against the V2G bundle.
+// runSClient connects s_client with the version flag (-tls1_2, -tls1_3; "" offers both) to addr,
+// verifying against the V2G bundle.
 func runSClient(t *testing.T, f *fixture, addr, version string) (sClient, error) {
 	t.Helper()
 	testtool.Require(t, "openssl")
-	out, err := runOpenSSL(t, "", "s_client", "-connect", addr, version, "-status", "-CAfile", f.layout.V2GBundle,
-		"-showcerts", "-verify_return_error")
+	args := []string{"s_client", "-connect", addr}
+	if version != "" {
+		args = append(args, version)
+	}
+	out, err := runOpenSSL(t, "", append(args, "-status", "-CAfile", f.layout.V2GBundle, "-showcerts", "-verify_return_error")...)
 	r := sClient{out: out, stapled: ocspSection(out)}
 	if chainText, _, ok := strings.Cut(out, "Server certificate"); ok {
 		r.sent, _ = certs.ParseCertificates([]byte(chainText))
@@ -125,9 +128,11 @@ func TestSECCServerTLS12AndTLS13WithOpenSSL(t *testing.T) {
 	}{
 		{"-tls1_2", "TLSv1.2", []*x509.Certificate{p.SECCLeaf.Cert, p.CPOSubCA2.Cert, p.CPOSubCA1.Cert}, staple2},
 		{"-tls1_3", "TLSv1.3", []*x509.Certificate{p.SECC20Leaf.Cert, p.CPO20SubCA2.Cert, p.CPO20SubCA1.Cert}, staple20},
+		// Offering both, the car negotiates TLS 1.3, and the leaf follows the negotiated version.
+		{"", "TLSv1.3", []*x509.Certificate{p.SECC20Leaf.Cert, p.CPO20SubCA2.Cert, p.CPO20SubCA1.Cert}, staple20},
 	}
 	for _, c := range cases {
-		t.Run(c.flag, func(t *testing.T) {
+		t.Run("flag"+c.flag, func(t *testing.T) {
 			r, err := runSClient(t, f, addr, c.flag)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, r.out)
