@@ -47,6 +47,9 @@ type Config struct {
 	// "P-521", "RSA-2048", "RSA-3072").
 	CSMSKeyAlgorithm string `yaml:"csms_key_algorithm"`
 	SECCKeyAlgorithm string `yaml:"secc_key_algorithm"`
+	// SECC20KeyAlgorithm chooses the key of new V2G20 (ISO 15118-20) CSRs: "P-521" (the default
+	// and the only one Go can make; Ed448 is refused with the reason).
+	SECC20KeyAlgorithm string `yaml:"secc20_key_algorithm"`
 	// CSRDNSNames and CSRIPAddresses are put into the subjectAltName of every CSR.
 	CSRDNSNames    []string `yaml:"csr_dns_names"`
 	CSRIPAddresses []string `yaml:"csr_ip_addresses"`
@@ -89,6 +92,10 @@ type Config struct {
 	// them into warning and critical. Zero means the default (30 and 7 days).
 	ExpiryWarningDays  int `yaml:"expiry_warning_days"`
 	ExpiryCriticalDays int `yaml:"expiry_critical_days"`
+	// SECCIDs are the ISO15118SeccId values of the station's EVSEs (OCPP 2.0.1), one per EVSE.
+	// Only `evsesec doctor` reads them, to say which EVSE has no SECC leaf of its own and which
+	// share one; selection by SECC-ID is asked for per call (LeafQuery).
+	SECCIDs []string `yaml:"secc_ids"`
 }
 
 // The defaults of the reference (libevse-security's constructor and the module manifest).
@@ -128,6 +135,8 @@ func DefaultConfig(root string) Config {
 
 		ExpiryWarningDays:  DefaultExpiryWarningDays,
 		ExpiryCriticalDays: DefaultExpiryCriticalDays,
+		// SECC20KeyAlgorithm is left empty, meaning P-521, so a config written out from the
+		// defaults reads as before.
 	}
 }
 
@@ -197,7 +206,7 @@ func (c Config) LeafDirs(t LeafType) (certDir, keyDir string, ok bool) {
 	switch t {
 	case LeafCSMS:
 		return c.Resolve(c.CSMSLeafCertDir), c.Resolve(c.CSMSLeafKeyDir), true
-	case LeafV2G:
+	case LeafV2G, LeafV2G20:
 		return c.Resolve(c.SECCLeafCertDir), c.Resolve(c.SECCLeafKeyDir), true
 	}
 	return "", "", false
@@ -243,7 +252,13 @@ func (c Config) Validate() error {
 	// The ISO 15118-2 profile only admits P-256 SECC keys: any other CSR key would yield a
 	// certificate that can never install.
 	if alg, _ := keys.ParseAlgorithm(c.SECCKeyAlgorithm); c.SECCLeafProfile == "iso15118-2" && c.SECCKeyAlgorithm != "" && alg != keys.P256 {
-		return fmt.Errorf("config: secc_key_algorithm %q conflicts with secc_leaf_profile iso15118-2, which requires P-256 (set secc_leaf_profile: none for ISO 15118-20 keys)", c.SECCKeyAlgorithm)
+		return fmt.Errorf("config: secc_key_algorithm %q conflicts with secc_leaf_profile iso15118-2, which requires P-256 (ISO 15118-20 keys: ask for a V2G20 CSR, whose key is secc20_key_algorithm)", c.SECCKeyAlgorithm)
+	}
+	if err := checkSECC20KeyAlgorithm(c.SECC20KeyAlgorithm); err != nil {
+		return err
+	}
+	if err := checkSECCIDs(c.SECCIDs); err != nil {
+		return err
 	}
 	for name, v := range map[string]string{"csms_key_backend": c.CSMSKeyBackend, "secc_key_backend": c.SECCKeyBackend} {
 		if _, err := keys.ParseKind(v); err != nil {

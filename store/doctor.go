@@ -26,7 +26,11 @@ type Finding struct {
 // Diagnose explains the store: missing bundles, files that do not parse, misfiled certificates,
 // leaves without keys, keys without leaves, keys that cannot be decrypted or that others can
 // read, expiring material, leftovers of interrupted writes. It changes nothing.
-func (s *Store) Diagnose() []Finding {
+// With secc_ids configured it also says which EVSE has no SECC leaf of its own and which share
+// one.
+func (s *Store) Diagnose() []Finding { return s.diagnose(s.cfg.SECCIDs) }
+
+func (s *Store) diagnose(seccIDs []string) []Finding {
 	unlock := s.lock.rlock()
 	defer unlock()
 	d := &diagnosis{s: s, v: s.readCAs()}
@@ -38,6 +42,7 @@ func (s *Store) Diagnose() []Finding {
 		d.leaves(ls)
 	}
 	d.keys(sets)
+	d.evses(seccIDs)
 	return d.out
 }
 
@@ -172,20 +177,8 @@ func (d *diagnosis) leaves(ls *leafSet) {
 			d.add("warning", e.firstFile().path, fmt.Sprintf("no private key for %s in %s", describe(e.cert), ls.keyDir), "put the key next to it, or install a leaf for a key made by generate_certificate_signing_request")
 		}
 	}
-	sel, st := d.s.selectLeaves(d.v, ls, now, false)
-	if st != InfoAccepted {
-		d.add("warning", ls.certDir, fmt.Sprintf("no usable %s leaf (%s)", ls.lt, st), "generate a CSR and install the signed leaf")
-		return
-	}
-	// The same thresholds as the maintenance loop's warnings and `evsesec check`.
-	if when := d.expiring(sel[0].e.cert, now); when != "" {
-		d.add("warning", sel[0].e.firstFile().path, fmt.Sprintf("the %s leaf in use expires %s", ls.lt, when), "renew it: generate a CSR and install the signed leaf")
-	}
-	for _, c := range dependencies(sel[0]) {
-		if when := d.expiring(c, now); when != "" {
-			d.add("warning", ls.certDir, fmt.Sprintf("%s, a CA the %s leaf in use depends on, expires %s", describe(c), ls.lt, when),
-				"install its successor and a leaf issued under it before then")
-		}
+	for _, lt := range d.s.seccTypesPresent(ls) {
+		d.inUse(d.s.kindLeaves(lt), now)
 	}
 }
 

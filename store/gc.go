@@ -119,7 +119,12 @@ func (s *Store) pruneExpiredLeaves(v *caView, sets []*leafSet) ([]string, []Even
 		}
 		seenDir[ls.certDir] = true
 		pool := s.hashPool(v, ls)
-		for i, e := range ls.entries {
+		// The newest MinKeptLeaves are counted per leaf type, so -20 leaves in the SECC
+		// directory never push -2 ones out of the kept set, or the other way round.
+		seen := map[LeafType]int{}
+		for _, e := range ls.entries {
+			i := seen[ls.typeOf(e)]
+			seen[ls.typeOf(e)]++
 			if i < s.cfg.MinKeptLeaves || validityAt(e.cert, now) != expired {
 				continue
 			}
@@ -145,7 +150,7 @@ func (s *Store) pruneExpiredLeaves(v *caView, sets []*leafSet) ([]string, []Even
 			removed = append(removed, f.path)
 		}
 		s.log.Info("garbage collection: removed expired leaf", "type", ls.lt, "leaf", describe(e.cert))
-		events = append(events, Event{Kind: EventGC, Operation: OperationDeleted, LeafType: ls.lt, Path: e.firstFile().path})
+		events = append(events, Event{Kind: EventGC, Operation: OperationDeleted, LeafType: ls.typeOf(e), Path: e.firstFile().path})
 	}
 	return removed, events
 }

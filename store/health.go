@@ -108,8 +108,13 @@ func (s *Store) Health() Health {
 		h.Domains = append(h.Domains, dh)
 	}
 	v2gRoot := h.Domains[0].Certificates > 0 // CATypes starts with V2G
-	for _, lt := range []LeafType{LeafCSMS, LeafV2G} {
-		lh := s.leafHealth(v, s.readLeaves(lt), now)
+	for _, lt := range []LeafType{LeafCSMS, LeafV2G, LeafV2G20} {
+		ls := s.kindLeaves(lt)
+		if lt == LeafV2G20 && len(ls.entries) == 0 {
+			// An ISO 15118-20 leaf is optional: a station without one hears nothing of it.
+			continue
+		}
+		lh := s.leafHealth(v, ls, now)
 		lh.Needed = lt == LeafCSMS || v2gRoot
 		h.Leaves = append(h.Leaves, lh)
 	}
@@ -139,7 +144,7 @@ func (s *Store) leafHealth(v *caView, ls *leafSet, now time.Time) LeafHealth {
 			lh.Chain = append(lh.Chain, cr)
 		}
 	}
-	if ls.lt != LeafV2G {
+	if ls.lt.dirType() != LeafV2G {
 		return lh
 	}
 	pool := s.hashPool(v, ls)

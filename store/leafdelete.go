@@ -76,7 +76,7 @@ func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) 
 			failed = true
 			continue
 		}
-		events = append(events, Event{Kind: EventDelete, Operation: OperationDeleted, LeafType: t.ls.lt, Path: t.e.firstFile().path})
+		events = append(events, Event{Kind: EventDelete, Operation: OperationDeleted, LeafType: t.ls.typeOf(t.e), Path: t.e.firstFile().path})
 	}
 	s.updateLinksLocked()
 	if failed {

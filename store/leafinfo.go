@@ -147,17 +147,18 @@ func (s *Store) info(sel selectedLeaf, pool *certs.Pool, enc EncodingFormat, inc
 }
 
 // GetLeafCertificateInfo returns the leaf of type lt to use now: the valid, trusted leaf with
-// the latest notAfter that has its key (ties: the later notBefore, then the fingerprint).
+// the latest notAfter that has its key (ties: the later notBefore, then the fingerprint). V2G
+// and V2G20 each choose among the SECC leaves of their own kind only (by key algorithm).
 // Rejected for types the station holds no leaves of (MF, MO). With DER, the certificate, chain
 // and key paths point to DER files evsesec writes next to the PEM ones (in der/).
 func (s *Store) GetLeafCertificateInfo(lt LeafType, enc EncodingFormat, includeOCSP bool) CertificateInfoResult {
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		return CertificateInfoResult{Status: InfoRejected}
 	}
 	unlock := s.queryLock(enc)
 	defer unlock()
 	v := s.readCAs()
-	ls := s.readLeaves(lt)
+	ls := s.kindLeaves(lt)
 	sel, status := s.selectLeaves(v, ls, s.now(), false)
 	if status != InfoAccepted {
 		return CertificateInfoResult{Status: status}
@@ -171,14 +172,14 @@ func (s *Store) GetLeafCertificateInfo(lt LeafType, enc EncodingFormat, includeO
 // other statuses as GetLeafCertificateInfo; never Accepted with an empty list.
 func (s *Store) GetAllValidCertificatesInfo(lt LeafType, enc EncodingFormat, includeOCSP bool) CertificateFullInfoResult {
 	res := CertificateFullInfoResult{Info: []CertificateInfo{}}
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		res.Status = InfoRejected
 		return res
 	}
 	unlock := s.queryLock(enc)
 	defer unlock()
 	v := s.readCAs()
-	ls := s.readLeaves(lt)
+	ls := s.kindLeaves(lt)
 	now := s.now()
 	sel, status := s.selectLeaves(v, ls, now, true)
 	res.Status = status
@@ -199,14 +200,14 @@ func (s *Store) GetAllValidCertificatesInfo(lt LeafType, enc EncodingFormat, inc
 // GetLeafExpiryDaysCount returns the whole days until the current leaf of type lt expires
 // (truncated: 23 hours left is 0), or 0 when there is none.
 func (s *Store) GetLeafExpiryDaysCount(lt LeafType) int {
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		return 0
 	}
 	unlock := s.lock.rlock()
 	defer unlock()
 	v := s.readCAs()
 	now := s.now()
-	sel, status := s.selectLeaves(v, s.readLeaves(lt), now, false)
+	sel, status := s.selectLeaves(v, s.kindLeaves(lt), now, false)
 	if status != InfoAccepted {
 		return 0
 	}

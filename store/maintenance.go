@@ -74,8 +74,8 @@ func (s *Store) watchLeaves(w *leafWatch) time.Time {
 	var events []Event
 	var next time.Time
 	moved := false
-	for _, lt := range []LeafType{LeafV2G, LeafCSMS} {
-		ls := s.readLeaves(lt)
+	for _, lt := range stationLeafTypes {
+		ls := s.kindLeaves(lt)
 		for _, e := range ls.entries {
 			for _, t := range []time.Time{e.cert.NotBefore, e.cert.NotAfter.Add(time.Second)} {
 				if t.After(now) && (next.IsZero() || t.Before(next)) {

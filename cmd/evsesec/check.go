@@ -173,8 +173,11 @@ func expiry(c *checkState, h store.Health, what string, notAfter time.Time) {
 }
 
 func leafName(lt store.LeafType) string {
-	if lt == store.LeafV2G {
+	switch lt {
+	case store.LeafV2G:
 		return "SECC leaf"
+	case store.LeafV2G20:
+		return "ISO 15118-20 SECC leaf"
 	}
 	return "CSMS leaf"
 }
