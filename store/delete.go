@@ -57,7 +57,9 @@ func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {
 	if !found {
 		return s.deleteLeaf(v, h)
 	}
-	s.keepLeavesNamed(v, drops)
+	if err := s.keepLeavesNamed(v, drops); err != nil {
+		return DeleteFailed, nil
+	}
 	for _, t := range order {
 		b := v.bundles[t]
 		drop := drops[b.path]

@@ -18,9 +18,9 @@ import (
 // leaf by). The chain files are certificates of the leaf's directory, never trust anchors: the
 // leaf stays untrusted (not handed out) until a root it chains to is installed again, and is
 // removed with them when it is deleted. A leaf that the deletion leaves nameable is not touched.
-// A write that fails is logged and does not stop the deletion: an operator removing a CA must
-// not be held up by a read-only leaf directory.
-func (s *Store) keepLeavesNamed(v *caView, drops map[string]map[certs.Fingerprint]bool) {
+// A write that fails fails the deletion before any bundle is touched (the chain files already
+// written are removed again), as for every write of the store: Failed, and nothing changed.
+func (s *Store) keepLeavesNamed(v *caView, drops map[string]map[certs.Fingerprint]bool) error {
 	sets := []*leafSet{s.readLeaves(LeafV2G), s.readLeaves(LeafCSMS)}
 	before := s.hashPool(v, sets...)
 	var stay []*x509.Certificate
@@ -41,6 +41,7 @@ func (s *Store) keepLeavesNamed(v *caView, drops map[string]map[certs.Fingerprin
 	}
 	after := certs.NewPool(stay...)
 	seen := map[string]bool{}
+	var written []string
 	for _, ls := range sets {
 		for _, e := range ls.entries {
 			key := ls.certDir + "\x00" + string(e.fp[:])
@@ -71,14 +72,21 @@ func (s *Store) keepLeavesNamed(v *caView, drops map[string]map[certs.Fingerprin
 			}
 			path := filepath.Join(ls.certDir, chainFileName(ls.lt, s.newFileID()))
 			if err := writeAtomic(s.fs, path, certs.EncodePEM(chain...), 0o644, 0o755); err != nil {
-				s.log.Warn("delete_certificate: cannot keep the issuers of a leaf whose CA is deleted; it can no longer be named by hash data",
+				s.log.Error("delete_certificate: cannot keep the issuers of a leaf whose CA is deleted; not deleting",
 					"leaf", describe(e.cert), "path", path, "err", err)
-				continue
+				for _, w := range written {
+					if rerr := removeDurable(s.fs, w); rerr != nil {
+						s.log.Warn("cannot remove a chain file after a failed deletion", "path", w, "err", rerr)
+					}
+				}
+				return err
 			}
+			written = append(written, path)
 			s.log.Info("delete_certificate: kept the issuers of a leaf whose CA is deleted in a chain file of the leaf, so it stays listed and deletable",
 				"leaf", describe(e.cert), "path", path, "certificates", len(chain))
 		}
 	}
+	return nil
 }
 
 // containsFP reports whether cs holds c.
