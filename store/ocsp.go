@@ -263,7 +263,7 @@ func (s *Store) sweepOCSP(v *caView, sets []*leafSet) ([]string, []Event) {
 				reason = "certificate no longer in the store"
 			} else if der, err := s.readCacheFile(e.derPath); err != nil {
 				reason = "response file cannot be read: " + err.Error()
-			} else if _, err := parseOCSPResponse(der, sc.cert, issuer, now); err != nil {
+			} else if _, err := certs.CheckOCSPResponse(der, sc.cert, issuer, now); err != nil {
 				reason = err.Error()
 				if s.migrateOCSP(e, der, sc.cert, issuer, now) {
 					continue
@@ -289,7 +289,7 @@ func (s *Store) migrateOCSP(e ocspEntry, data []byte, cert, issuer *x509.Certifi
 	if err != nil {
 		return false
 	}
-	if _, err := parseOCSPResponse(der, cert, issuer, now); err != nil {
+	if _, err := certs.CheckOCSPResponse(der, cert, issuer, now); err != nil {
 		return false
 	}
 	if err := writeAtomic(s.fs, e.derPath, der, 0o644, 0o755); err != nil {

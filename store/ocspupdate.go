@@ -1,10 +1,8 @@
 package store
 
 import (
-	"crypto/x509"
 	"errors"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/crypto/ocsp"
 
@@ -16,11 +14,12 @@ import (
 // The response is base64 of a DER OCSPResponse (RFC 6960), as OCPP delivers it: it is decoded,
 // parsed, and must be a successful response whose CertID names exactly that certificate (serial,
 // issuer name hash and issuer key hash), signed by its issuer or by a responder the issuer
-// delegated to (OCSPSigning usage, valid now), and not past its nextUpdate. Its DER is then
+// delegated to (OCSPSigning usage, valid now), and not past its nextUpdate: the judgement of
+// certs.CheckOCSPResponse, which the TLS server applies before it staples. Its DER is then
 // stored in the ocsp/ directory next to the file holding the certificate, with the .hash
 // sidecar; a second response replaces the first, wherever that one was stored. Anything else is
 // rejected and the cache is unchanged; the interface has no result, so the reason is logged and
-// returned.
+// returned. A stored response is a store event (see ocspEvent).
 func (s *Store) UpdateOCSPCache(h certs.HashData, responseB64 string) error {
 	if err := h.Validate(); err != nil {
 		s.log.Warn("update_ocsp_cache rejected: invalid hash data", "err", err)
@@ -61,7 +60,7 @@ func (s *Store) updateOCSP(h certs.HashData, der []byte) (Event, error) {
 		s.log.Warn("update_ocsp_cache rejected", "serial", h.SerialNumber, "err", err)
 		return Event{}, err
 	}
-	resp, err := parseOCSPResponse(der, target.cert, issuer, s.now())
+	resp, err := certs.CheckOCSPResponse(der, target.cert, issuer, s.now())
 	if err != nil {
 		s.log.Warn("update_ocsp_cache rejected: not a valid OCSP response for this certificate", "cert", describe(target.cert), "err", err)
 		return Event{}, err
@@ -166,12 +165,6 @@ func (s *Store) storeOCSP(target storedCert, h certs.HashData, der []byte) (stri
 		s.removeOCSPEntry(e)
 	}
 	return derPath, nil
-}
-
-// parseOCSPResponse is the store's name for the one judgement of a response that the store and
-// the TLS server share (certs.CheckOCSPResponse).
-func parseOCSPResponse(der []byte, cert, issuer *x509.Certificate, now time.Time) (*ocsp.Response, error) {
-	return certs.CheckOCSPResponse(der, cert, issuer, now)
 }
 
 func ocspStatus(st int) string {
