@@ -90,12 +90,13 @@ func (s *Store) garbageCollect() (GCReport, []Event) {
 		}
 	}
 	rep.ExpiredCSRKeys = s.expireCSRKeys(v, sets)
-	rep.RemovedOCSP = s.sweepOCSP(v, sets)
+	var ocspEvents []Event
+	rep.RemovedOCSP, ocspEvents = s.sweepOCSP(v, sets)
 	rep.RemovedTempFiles = s.removeStaleTempFiles()
 	if len(events) > 0 {
 		s.updateLinksLocked()
 	}
-	return rep, events
+	return rep, append(events, ocspEvents...)
 }
 
 // pruneExpiredLeaves deletes, for each leaf type, the expired leaves that are not among its

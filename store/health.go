@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/x509"
+	"errors"
 	"encoding/hex"
 	"time"
 
@@ -195,7 +196,7 @@ func (s *Store) cachedOCSP(pool *certs.Pool, c *x509.Certificate, now time.Time)
 			o := OCSPHealth{
 				Fingerprint: hex.EncodeToString(fp[:]), Subject: certs.NameString(c.RawSubject), Path: e.derPath,
 				ThisUpdate: resp.ThisUpdate, NextUpdate: resp.NextUpdate, ProducedAt: resp.ProducedAt,
-				Status: "unknown", Stale: checkFresh(resp, now) != nil,
+				Status: "unknown", Stale: stale(der, resp, c, pool, now),
 			}
 			switch resp.Status {
 			case ocsp.Good:
@@ -207,4 +208,15 @@ func (s *Store) cachedOCSP(pool *certs.Pool, c *x509.Certificate, now time.Time)
 		}
 	}
 	return OCSPHealth{}, false
+}
+
+// stale reports whether a cached response is past its usable end: the same judgement the TLS
+// server makes before it staples (certs.CheckOCSPResponse), so monitoring never calls fresh what
+// the car would not get. Without the issuer at hand only nextUpdate can be judged.
+func stale(der []byte, resp *ocsp.Response, c *x509.Certificate, pool *certs.Pool, now time.Time) bool {
+	if issuers := pool.Issuers(c); len(issuers) > 0 {
+		_, err := certs.CheckOCSPResponse(der, c, issuers[0], now)
+		return errors.Is(err, certs.ErrOCSPStale)
+	}
+	return !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate)
 }

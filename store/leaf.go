@@ -28,6 +28,22 @@ func (e *leafEntry) firstFile() *certFile {
 	return e.chains[0]
 }
 
+// holds reports whether the certificate fp is in one of the leaf's files: the leaf itself or a
+// certificate of one of its chain files.
+func (e *leafEntry) holds(fp certs.Fingerprint) bool {
+	if e.fp == fp {
+		return true
+	}
+	for _, f := range e.chains {
+		for _, c := range f.certs {
+			if certs.FingerprintOf(c) == fp {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // chainFile is the chain file consumers get: the longest one (ties: the first by name).
 func (e *leafEntry) chainFile() *certFile {
 	var best *certFile

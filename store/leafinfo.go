@@ -132,18 +132,34 @@ func (s *Store) info(sel selectedLeaf, pool *certs.Pool, enc EncodingFormat, inc
 		in.CertificateRoot = string(certs.EncodePEM(anchor))
 	}
 	if includeOCSP {
-		for _, c := range chainCerts {
-			h, ok := pool.HashData(c, certs.SHA256)
-			if !ok {
-				continue
-			}
-			in.OCSP = append(in.OCSP, CertificateOCSP{Hash: h, OCSPPath: s.ocspResponsePath(c, h)})
-		}
+		in.OCSP = s.chainOCSP(pool, chainCerts)
 	}
 	if enc == EncodingDER {
 		s.derPaths(sel, &in, chainCerts)
 	}
 	return in
+}
+
+// chainOCSP lists one CertificateOCSP per certificate of the file info's certificate names, in
+// the file's order: EvseV2G pairs the list with the file's certificates by index and staples
+// nothing when the counts differ. A certificate whose issuer the store does not hold (an extra
+// certificate of a chain file, off the verified path) keeps its position with an empty hash and
+// no path, as the reference does, rather than shifting every later entry.
+func (s *Store) chainOCSP(pool *certs.Pool, chain []*x509.Certificate) []CertificateOCSP {
+	out := make([]CertificateOCSP, 0, len(chain))
+	for _, c := range chain {
+		issuer := c
+		if !pool.IsSelfSigned(c) {
+			issuer = pool.Issuer(c)
+		}
+		h, ok := pool.HashData(c, certs.SHA256)
+		if !ok || issuer == nil {
+			out = append(out, CertificateOCSP{Hash: certs.HashData{Algorithm: certs.SHA256}})
+			continue
+		}
+		out = append(out, CertificateOCSP{Hash: h, OCSPPath: s.ocspResponsePath(c, issuer, h)})
+	}
+	return out
 }
 
 // GetLeafCertificateInfo returns the leaf of type lt to use now: the valid, trusted leaf with

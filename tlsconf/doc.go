@@ -15,8 +15,9 @@
 //
 // How the configs stay current: the certificates and keys they build are cached and rebuilt when
 // the store reports a change of the leaf type or trust domain concerned (through Events, passed
-// to store.Open as Options.OnEvent), when the cache is older than MaxAge (OCSP cache updates and
-// changes made by another process raise no event in this process), and whenever a cached
+// to store.Open as Options.OnEvent; an OCSP cache update or the garbage collection of a stale
+// response is such a change), when the cache is older than MaxAge (changes made by another
+// process raise no event in this process), and whenever a cached
 // certificate is outside its validity period at the handshake's time — an expired leaf is never
 // served, whatever the cache holds. Keys come through a KeyLoader, a func from the key file's
 // bytes to a crypto.Signer, so a TPM or PKCS#11 backend plugs in without changing this package.

@@ -38,8 +38,9 @@ type SECCOptions struct {
 	// change of the V2G leaves or the V2G domain; nil leaves it to MaxAge.
 	Events *Events
 	// MaxAge is how long loaded certificates are reused without an event; 0 means DefaultMaxAge,
-	// negative means reload at every handshake. A new OCSP response in the store raises no event,
-	// so it is stapled from the next rebuild on, within MaxAge.
+	// negative means reload at every handshake. With Events, a new OCSP response cached by this
+	// process's store (update_ocsp_cache) is stapled from the next handshake on; one cached by
+	// another process is stapled within MaxAge.
 	MaxAge time.Duration
 	// LoadKey opens the SECC leaf's key file; nil means the file backend with the store's
 	// private_key_password (keys.FileBackend).
