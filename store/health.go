@@ -2,8 +2,8 @@ package store
 
 import (
 	"crypto/x509"
-	"errors"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
