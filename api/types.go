@@ -58,6 +58,16 @@ type CertificateStoreUpdate struct {
 	CaCertificateType   CaCertificateType               `json:"ca_certificate_type,omitempty"`
 }
 
+// StoreUpdateFor is the one mapping of store events onto the certificate_store_update variable:
+// the payload to publish for event e, and whether e is published at all. Only events with an
+// operation are (install, delete, and the store's own events the interface can express).
+func StoreUpdateFor(e store.Event) (CertificateStoreUpdate, bool) {
+	if e.Operation == "" {
+		return CertificateStoreUpdate{}, false
+	}
+	return StoreUpdateOf(e), true
+}
+
 // StoreUpdateOf converts a store event into the variable's payload.
 func StoreUpdateOf(e store.Event) CertificateStoreUpdate {
 	return CertificateStoreUpdate{Operation: e.Operation, LeafCertificateType: e.LeafType, CaCertificateType: e.CAType}

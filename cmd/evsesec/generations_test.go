@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evsesec/evsesec/everest/everesttest"
+	"github.com/evsesec/evsesec/testpki"
+)
+
+// generation is one framework generation the binary must drop into, as its release's manager
+// starts and configures a module and as its release's callers call it.
+type generation struct {
+	// framework is the framework tag the fake manager acts out.
+	framework string
+	// release is the everest-core release whose interface the callers speak.
+	release string
+	// fixtures is the directory under everest/testdata/generations of the exact messages.
+	fixtures string
+	// configTopics are the topics (under the prefix) the module's config requests must go to,
+	// in order: the detection asks in every form the retained topics leave open.
+	configTopics []string
+	// errors: the callers read error results (v0.22 on); else a failure is answered with the
+	// command's failure value.
+	errors bool
+}
+
+var generations = []generation{
+	{framework: everesttest.Framework024, release: "2025.10.0", fixtures: "v0.24",
+		configTopics: []string{"config/request", "modules/evse_security/get_config"}, errors: true},
+	{framework: everesttest.Framework022, release: "2025.6.0", fixtures: "v0.24",
+		configTopics: []string{"config/request", "modules/evse_security/get_config"}, errors: true},
+	{framework: everesttest.Framework021, release: "2025.5.0", fixtures: "v0.21",
+		configTopics: []string{"config/request", "modules/evse_security/get_config"}},
+	{framework: everesttest.Framework020, release: "2025.1.0", fixtures: "v0.20",
+		configTopics: []string{"modules/evse_security/get_config"}},
+	{framework: everesttest.Framework019, release: "2024.11.0", fixtures: "v0.19",
+		configTopics: []string{"modules/evse_security/get_config"}},
+	{framework: everesttest.Framework017, release: "2024.9.0", fixtures: "v0.17"},
+}
+
+// fixture reads everest/testdata/generations/<dir>/<name>, without its final newline.
+func fixture(t *testing.T, dir, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "everest", "testdata", "generations", dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// argvOf is the command line the generation's manager starts the module with
+// (src/manager.cpp exec_cpp_module at the tag): from v0.19 on the MQTT flags, before that only
+// the config file.
+func argvOf(framework, prefix, port, confFile string) []string {
+	if framework < everesttest.Framework019 {
+		return []string{"evse_security:EvseSecurity", "--prefix", prefix, "--conf", confFile, "--module", "evse_security"}
+	}
+	return managerArgv(prefix, port)
+}
+
+// The real binary under each generation's (fake) manager, started with that manager's argv:
+// the config exchange, metadata and ready byte for byte as the generation's framework writes
+// them, calls answered on the one cmd topic with the generation's result and error forms, the
+// variable only where the release's interface has it, and a clean exit on SIGTERM.
+func TestGenerations(t *testing.T) {
+	bin := buildBinary(t)
+	for _, g := range generations {
+		t.Run(g.framework, func(t *testing.T) { runGeneration(t, bin, g) })
+	}
+}
+
+func runGeneration(t *testing.T, bin string, g generation) {
+	broker := everesttest.StartBroker(t)
+	u, err := url.Parse(broker.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := t.TempDir()
+	etc := filepath.Join(prefix, "etc", "everest")
+	certsRoot := filepath.Join(etc, "certs")
+	p, err := testpki.Generate(testpki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WriteLayout(certsRoot, ""); err != nil {
+		t.Fatal(err)
+	}
+	iface := everesttest.InterfaceDefinition(t, g.release)
+	confFile := filepath.Join(etc, "config.yaml")
+	if g.framework < everesttest.Framework019 {
+		writeV017Installation(t, prefix, confFile, u.Port(), iface)
+	}
+	mgr := everesttest.StartLegacyManager(t, everesttest.LegacyManagerOptions{URL: broker.URL(), Framework: g.framework,
+		EtcDir: etc, Interface: iface})
+	caller := everesttest.NewLegacyCaller(t, broker.URL(), "everest/modules/evse_security/impl/main", "probe")
+
+	var errb bytes.Buffer
+	cmd := &exec.Cmd{Path: bin, Args: argvOf(g.framework, prefix, u.Port(), confFile), Stderr: &errb, Stdout: &errb}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+
+	if got := mgr.WaitReady(t, 20*time.Second); got != fixture(t, g.fixtures, "ready.json") {
+		t.Errorf("ready %s", got)
+	}
+	var topics []string
+	for _, r := range mgr.ConfigRequests() {
+		topics = append(topics, strings.TrimPrefix(r.Topic, "everest/"))
+		switch r.Topic {
+		case "everest/config/request":
+			if r.Payload != fixture(t, "v0.24", "config_request.json") {
+				t.Errorf("config request %s", r.Payload)
+			}
+		case "everest/modules/evse_security/get_config":
+			if r.Payload != fixture(t, "v0.21", "get_config.json") {
+				t.Errorf("get_config %s", r.Payload)
+			}
+		}
+		if r.QoS != 2 || r.Retained {
+			t.Errorf("config request on %s: QoS %d, retained %v", r.Topic, r.QoS, r.Retained)
+		}
+	}
+	if strings.Join(topics, " ") != strings.Join(g.configTopics, " ") {
+		t.Errorf("config requests on %q, want %q", topics, g.configTopics)
+	}
+	if g.framework >= everesttest.Framework019 {
+		if got := string(mgr.ConfigResponse()); got != fixture(t, g.fixtures, "config_answer.json") &&
+			!(g.fixtures == "v0.24" && sameParams(t, got, fixture(t, "v0.24", "config_answer.json"))) {
+			t.Errorf("the fake manager's config answer is not the fixture:\n%s", got)
+		}
+	}
+	meta := ""
+	for _, m := range mgr.Log() {
+		if m.Topic == "everest/modules/evse_security/metadata" {
+			meta = m.Payload
+		}
+		if strings.Contains(m.Payload, `"msg_type"`) && !m.Retained {
+			t.Errorf("an enveloped (v0.25) message on a %s wire: %s %s", g.framework, m.Topic, m.Payload)
+		}
+	}
+	if meta != fixture(t, "v0.24", "metadata.json") {
+		t.Errorf("metadata %q", meta)
+	}
+
+	call := func(name string, args map[string]any) string {
+		t.Helper()
+		id := fmt.Sprintf("%08x-0000-4000-8000-000000000000", time.Now().UnixNano()&0xffffffff)
+		r, err := caller.Call(name, id, args)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errb.String())
+		}
+		if r.Topic != "everest/modules/evse_security/impl/main/cmd" || r.QoS != 2 {
+			t.Errorf("%s: result on %s at QoS %d", name, r.Topic, r.QoS)
+		}
+		return strings.ReplaceAll(r.Payload, id, "ID")
+	}
+	// The call exactly as the real v0.24 caller wrote it gets the answer the real C++ module gave.
+	var real struct {
+		Data struct {
+			ID   string         `json:"id"`
+			Args map[string]any `json:"args"`
+		} `json:"data"`
+	}
+	callFixture := fixture(t, "v0.24", "call_is_ca_certificate_installed.json")
+	if err := json.Unmarshal([]byte(callFixture), &real); err != nil {
+		t.Fatal(err)
+	}
+	if got := everesttest.CallMessage("is_ca_certificate_installed", real.Data.ID, "probe", real.Data.Args); got != callFixture {
+		t.Fatalf("the fake caller does not write calls as the framework does:\n%s\n%s", got, callFixture)
+	}
+	// The real module's store had no CSMS root; this one has: true where the capture says false.
+	want := strings.Replace(fixture(t, "v0.24", "result_is_ca_certificate_installed.json"), `"retval":false`, `"retval":true`, 1)
+	if got := call("is_ca_certificate_installed", real.Data.Args); got != strings.ReplaceAll(want, real.Data.ID, "ID") {
+		t.Errorf("is_ca_certificate_installed:\n got %s\nwant %s", got, want)
+	}
+
+	caller.Vars()
+	if got := call("install_ca_certificate", map[string]any{"certificate": string(p.MOSubCA1.CertPEM()), "certificate_type": "MO"}); got != `{"data":{"id":"ID","origin":"evse_security","retval":"Accepted"},"name":"install_ca_certificate","type":"result"}` {
+		t.Errorf("install_ca_certificate %s", got)
+	}
+	// The variable goes out before the result, on the same connection: it is here by now.
+	vars := caller.Vars()
+	if hasVar := !releaseBefore(g.release, "2025.6.0"); hasVar {
+		wantVar := strings.Replace(fixture(t, "v0.24", "var_certificate_store_update.json"), `"CSMS"`, `"MO"`, 1)
+		if len(vars) != 1 || vars[0].Payload != wantVar || vars[0].QoS != 2 {
+			t.Errorf("certificate_store_update %+v, want %s", vars, wantVar)
+		}
+	} else if len(vars) != 0 {
+		t.Errorf("release %s has no certificate_store_update, got %+v", g.release, vars)
+	}
+
+	verifyArgs := map[string]any{"certificate_chain": string(p.CSMSLeaf.ChainPEM()), "certificate_types": []string{"CSMS"}}
+	if releaseBefore(g.release, "2025.4.0") {
+		verifyArgs = map[string]any{"certificate_chain": string(p.CSMSLeaf.ChainPEM()), "certificate_type": "CSMS"}
+	}
+	if got := call("verify_certificate", verifyArgs); got != `{"data":{"id":"ID","origin":"evse_security","retval":"Valid"},"name":"verify_certificate","type":"result"}` {
+		t.Errorf("verify_certificate %s", got)
+	}
+	info := call("get_leaf_certificate_info", map[string]any{"certificate_type": "V2G", "encoding": "PEM", "include_ocsp": false})
+	if hasRoot := strings.Contains(info, `"certificate_root"`); hasRoot != !releaseBefore(g.release, "2024.10.0") || !strings.Contains(info, `"status":"Accepted"`) {
+		t.Errorf("get_leaf_certificate_info for release %s: %s", g.release, info)
+	}
+
+	bad := call("install_ca_certificate", map[string]any{"certificate": "x", "certificate_type": "FOO"})
+	if g.errors {
+		if want := fixture(t, "v0.24", "result_error.json"); bad != want {
+			t.Errorf("error result:\n got %s\nwant %s", bad, want)
+		}
+		if !hasKeysOf(t, bad, fixture(t, "v0.24", "real_result_error.json")) {
+			t.Errorf("the error result lacks what the real v0.24 module sends: %s", bad)
+		}
+	} else if want := fixture(t, g.fixtures, "result_failure.json"); bad != want {
+		t.Errorf("failure result:\n got %s\nwant %s", bad, want)
+	}
+
+	if c := mgr.Crashed(); c != "" {
+		t.Errorf("the manager would have died: %s", c)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd, 10*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM:\n%s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "EVerest wire chosen") {
+		t.Errorf("the log does not say which wire was chosen:\n%s", errb.String())
+	}
+}
+
+// writeV017Installation writes what a v0.17/v0.18 module reads from the disk: the config file
+// (broker, prefix, the module's entry), the module's manifest and the interface definition.
+func writeV017Installation(t *testing.T, prefix, confFile, port string, iface json.RawMessage) {
+	t.Helper()
+	conf := fmt.Sprintf("settings:\n  prefix: %s\n  mqtt_broker_host: 127.0.0.1\n  mqtt_broker_port: %s\nactive_modules:\n  evse_security:\n    module: EvseSecurity\n    config_module:\n      private_key_password: \"\"\n  probe:\n    module: EvseSecProbe\n", prefix, port)
+	manifest, err := os.ReadFile(filepath.Join(everesttest.DataDir(), "EvseSecurity-manifest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		confFile: []byte(conf),
+		filepath.Join(prefix, "libexec", "everest", "modules", "EvseSecurity", "manifest.yaml"): manifest,
+		// JSON is YAML: the interface file as the manager would read it.
+		filepath.Join(prefix, "share", "everest", "interfaces", "evse_security.yaml"): iface,
+	}
+	for path, data := range files {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sameParams reports whether two v0.24 config answers differ only in the parameters' values.
+func sameParams(t *testing.T, a, b string) bool {
+	t.Helper()
+	strip := func(s string) string {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			t.Fatal(err)
+		}
+		mc := v["response"].(map[string]any)["data"].(map[string]any)["module_config"].(map[string]any)
+		params := mc["configuration_parameters"].(map[string]any)["!module"].([]any)
+		for _, p := range params {
+			p.(map[string]any)["value"] = nil
+		}
+		out, _ := json.Marshal(v)
+		return string(out)
+	}
+	return strip(a) == strip(b)
+}
+
+// hasKeysOf reports whether result has the error keys (and the error type) of the real one.
+func hasKeysOf(t *testing.T, result, real string) bool {
+	t.Helper()
+	var got, want struct {
+		Data struct {
+			Error map[string]string `json:"error"`
+		} `json:"data"`
+	}
+	if json.Unmarshal([]byte(result), &got) != nil || json.Unmarshal([]byte(real), &want) != nil {
+		return false
+	}
+	for k := range want.Data.Error {
+		if _, ok := got.Data.Error[k]; !ok {
+			return false
+		}
+	}
+	return len(want.Data.Error) > 0
+}
+
+// releaseBefore compares everest-core release tags YYYY.M.P.
+func releaseBefore(a, b string) bool {
+	var x, y [3]int
+	fmt.Sscanf(a, "%d.%d.%d", &x[0], &x[1], &x[2])
+	fmt.Sscanf(b, "%d.%d.%d", &y[0], &y[1], &y[2])
+	for i := range x {
+		if x[i] != y[i] {
+			return x[i] < y[i]
+		}
+	}
+	return false
+}
