@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -312,4 +314,96 @@ func releaseBefore(a, b string) bool {
 		}
 	}
 	return false
+}
+
+// The manager's command line alone tells v0.17/v0.18 (config file, no MQTT flags) apart.
+func TestConfigFileArgv(t *testing.T) {
+	for _, c := range []struct {
+		argv []string
+		path string
+		ok   bool
+	}{
+		{argvOf(everesttest.Framework017, "/usr", "", "/etc/everest/x.yaml")[1:], "/etc/everest/x.yaml", true},
+		{[]string{"--prefix", "/usr", "--config=/etc/everest/y.yaml", "--module", "m"}, "/etc/everest/y.yaml", true},
+		{argvOf(everesttest.Framework024, "/usr", "1883", "")[1:], "", false},
+		{[]string{"--module", "m", "--conf", "/c.yaml", "--mqtt_broker_socket_path", "/s"}, "", false},
+		{[]string{"--module", "m"}, "", false},
+	} {
+		if path, ok := configFileArgv(c.argv); path != c.path || ok != c.ok {
+			t.Errorf("configFileArgv(%q) = %q, %v", c.argv, path, ok)
+		}
+	}
+}
+
+// `evsesec serve --everest-wire v0.24` speaks the v0.22–v0.24 wire: a framework caller of that
+// generation gets its answers byte for byte, `evsesec call --everest-wire v0.24` prints what the
+// in-process call prints, and a v0.25 caller gets no answer. On v0.19–v0.21 a failed call is
+// answered with the command's failure value.
+func TestServeLegacyWire(t *testing.T) {
+	root, _ := servePKI(t)
+	for _, c := range []struct{ wire, badAnswer string }{
+		{"v0.24", ""},
+		{"v0.19-v0.21", `{"data":{"id":"b1","origin":"evse_security","retval":false},"name":"is_ca_certificate_installed","type":"result"}`},
+	} {
+		t.Run(c.wire, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "mqtt.sock")
+			ctx, cancel := context.WithCancel(context.Background())
+			var serveErr bytes.Buffer
+			done := make(chan int, 1)
+			go func() {
+				done <- serve(ctx, []string{"--certs", root, "--socket", sock, "--everest-wire", c.wire}, &bytes.Buffer{}, &serveErr)
+			}()
+			defer func() {
+				cancel()
+				if code := <-done; code != 0 {
+					t.Errorf("serve exit %d:\n%s", code, serveErr.String())
+				}
+			}()
+			broker := "unix://" + sock
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if _, _, code := runCLI("call", "--broker", broker, "--everest-wire", c.wire, "--timeout", "1s", "get_verify_file", `{"certificate_type":"V2G"}`); code == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the service never answered:\n%s", serveErr.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			local, _, lc := runCLI("call", "--certs", root, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"PEM","include_ocsp":false}`)
+			remote, errOut, rc := runCLI("call", "--broker", broker, "--everest-wire", c.wire, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"PEM","include_ocsp":false}`)
+			if lc != 0 || rc != 0 || !sameJSON(local, remote) {
+				t.Errorf("in-process exit %d %q; over MQTT exit %d %q %q", lc, local, rc, remote, errOut)
+			}
+			if _, _, code := runCLI("call", "--broker", broker, "--timeout", "500ms", "get_verify_file", `{"certificate_type":"V2G"}`); code != 1 {
+				t.Errorf("a v0.25 call to a %s service: exit %d, want 1 (no answer)", c.wire, code)
+			}
+			caller := everesttest.NewLegacyCaller(t, broker, "everest/modules/evse_security/impl/main", "probe")
+			if r, err := caller.Call("is_ca_certificate_installed", "a1", map[string]any{"certificate_type": "CSMS"}); err != nil ||
+				r.Payload != `{"data":{"id":"a1","origin":"evse_security","retval":true},"name":"is_ca_certificate_installed","type":"result"}` {
+				t.Errorf("is_ca_certificate_installed: %+v %v", r, err)
+			}
+			if c.badAnswer != "" {
+				if r, err := caller.Call("is_ca_certificate_installed", "b1", map[string]any{"certificate_type": "XX"}); err != nil || r.Payload != c.badAnswer {
+					t.Errorf("a failed call: %+v %v", r, err)
+				}
+			}
+		})
+	}
+	for _, args := range [][]string{
+		{"serve", "--certs", root, "--everest-wire", "v0.16"},
+		{"call", "--broker", "tcp://127.0.0.1:1", "--everest-wire", "bogus", "get_verify_file", `{}`},
+		{"call", "--broker", "tcp://127.0.0.1:1", "--everest-wire", "auto", "get_verify_file", `{}`},
+	} {
+		if _, errOut, code := runCLI(args...); code != exitUsage || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%q: exit %d, %q", args, code, errOut)
+		}
+	}
+}
+
+// sameJSON reports whether two JSON texts hold the same value (the older wires write object keys
+// sorted, as the C++ framework does).
+func sameJSON(a, b string) bool {
+	var x, y any
+	return json.Unmarshal([]byte(a), &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
 }

@@ -132,6 +132,10 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	case bf.externalOnly() != "":
 		return usage(bf.externalOnly() + " applies to an external broker (--broker) only")
 	}
+	w, err := bf.everestWire()
+	if err != nil {
+		return usage(err.Error())
+	}
 	level := slog.LevelInfo
 	if sf.verbose {
 		level = slog.LevelDebug
@@ -158,10 +162,6 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		defer eb.Close()
 		logger.Info("embedded MQTT broker listening", "address", eb.Addr(), "url", eb.URL())
 		b = everest.Broker{URL: eb.URL()}
-	}
-	w, err := bf.everestWire()
-	if err != nil {
-		return usage(err.Error())
 	}
 	wireName, iv := everest.WireAuto, api.LatestInterface()
 	if w != nil {
