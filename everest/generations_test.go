@@ -198,9 +198,9 @@ func TestDetectionEvidence(t *testing.T) {
 	for payload, want := range map[string]shape{
 		"": shapeNone, "  ": shapeNone, "not json": shapeNone,
 		`{"msg_type":"GetConfigResponse","data":{"etc_dir":"/etc/everest"}}`: shapeEnveloped,
-		`{"etc_dir":"/etc/everest"}`:       shapeBare,
-		`{"evse_security":"EvseSecurity"}`: shapeBare,
-		`["evse_security"]`:                shapeBare,
+		`{"etc_dir":"/etc/everest"}`:                                         shapeBare,
+		`{"evse_security":"EvseSecurity"}`:                                   shapeBare,
+		`["evse_security"]`:                                                  shapeBare,
 	} {
 		if got := shapeOf([]byte(payload)); got != want {
 			t.Errorf("shapeOf(%q) = %v, want %v", payload, got, want)
