@@ -18,7 +18,8 @@ import (
 //   - v0.21: {"mappings":…,"module_config":{"configuration_parameters":{"!module":[{name,value,
 //     characteristics}],…},"module_id","module_name",…}}, as v0.22 on sends inside its response;
 //   - v0.19, v0.20: {"mappings":…,"module_config":{"<id>":<the config file's entry, with the
-//     manifest's defaults filled in under "config_maps"."!module" as name → value>},…}.
+//     manifest's defaults filled in under "config_maps"."!module": name → value on v0.19, name →
+//     {"type","value"} on v0.20>},…}.
 func parseModuleConfigMessage(payload []byte, moduleID string) (ModuleConfig, error) {
 	var msg struct {
 		ModuleConfig map[string]json.RawMessage `json:"module_config"`
@@ -53,12 +54,33 @@ func parseModuleConfigMessage(payload []byte, moduleID string) (ModuleConfig, er
 	if err := json.Unmarshal(entry, &e); err != nil {
 		return ModuleConfig{}, fmt.Errorf("module config of %q: %v", moduleID, err)
 	}
-	params := e.ConfigMaps
-	if _, ok := params[ModuleImplID]; !ok {
+	raw, ok := e.ConfigMaps[ModuleImplID]
+	if !ok {
 		// Without the parsed map, the config file's own values (no manifest defaults).
-		params = map[string]json.RawMessage{ModuleImplID: e.ConfigModule}
+		raw = e.ConfigModule
 	}
-	return paramsOf(moduleID, e.Module, params)
+	var typed map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &typed); err == nil {
+		for k, v := range typed {
+			typed[k] = untyped(v)
+		}
+		raw, _ = json.Marshal(typed)
+	}
+	return paramsOf(moduleID, e.Module, map[string]json.RawMessage{ModuleImplID: raw})
+}
+
+// untyped returns the value of a v0.20 parsed config entry, {"type":<schema type>,"value":v}
+// (lib/config.cpp parse_config_map); v0.19 has the bare value, which is returned as it is.
+func untyped(v json.RawMessage) json.RawMessage {
+	var entry map[string]json.RawMessage
+	if json.Unmarshal(v, &entry) != nil || len(entry) != 2 || entry["value"] == nil {
+		return v
+	}
+	var typ string
+	if json.Unmarshal(entry["type"], &typ) != nil {
+		return v
+	}
+	return entry["value"]
 }
 
 // FileConfig is what a module of framework v0.17 or v0.18 learns from the EVerest config file

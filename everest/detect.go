@@ -32,8 +32,11 @@ import (
 // Until an answer comes, the module keeps asking every ConfigRetry, as it does on a known wire;
 // the charger is never left with a module that reported ready in the wrong form.
 
-// retainedWait bounds the wait for the retained topics before the first config request.
-const retainedWait = 2 * time.Second
+// retainedWait bounds the wait for the first retained topic before the first config request.
+// The C++ managers publish them just before they start the modules, but their MQTT client sends
+// one about every 44 ms, so the module often subscribes before the broker has them: they then
+// come as ordinary messages, P interfaces first.
+const retainedWait = 1500 * time.Millisecond
 
 // configAnswer is a message on one of the config answer topics.
 type configAnswer struct {
@@ -55,8 +58,14 @@ type retainedHints struct {
 	mu             sync.Mutex
 	settings       shape
 	moduleNames    shape
+	interfaces     shape
 	moduleProvides bool
+
+	once sync.Once
+	seen chan struct{} // closed at the first hint
 }
+
+func newRetainedHints() *retainedHints { return &retainedHints{seen: make(chan struct{})} }
 
 // note records the shape of a message on a retained topic.
 func (h *retainedHints) note(payload []byte, dst *shape) {
@@ -67,6 +76,7 @@ func (h *retainedHints) note(payload []byte, dst *shape) {
 	h.mu.Lock()
 	*dst = s
 	h.mu.Unlock()
+	h.once.Do(func() { close(h.seen) })
 }
 
 func shapeOf(payload []byte) shape {
@@ -89,11 +99,11 @@ func (h *retainedHints) verdict() (wires []Wire, why string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
-	case h.settings == shapeEnveloped || h.moduleNames == shapeEnveloped:
+	case h.settings == shapeEnveloped || h.moduleNames == shapeEnveloped || h.interfaces == shapeEnveloped:
 		return []Wire{V025}, "the manager's retained topics are enveloped"
 	case h.moduleProvides:
 		return []Wire{V019}, "the manager publishes the retained module_provides (framework v0.19, v0.20)"
-	case h.settings == shapeBare || h.moduleNames == shapeBare:
+	case h.settings == shapeBare || h.moduleNames == shapeBare || h.interfaces == shapeBare:
 		return []Wire{V022, V019}, "the manager's retained topics are bare JSON (framework v0.19 to v0.24)"
 	}
 	return []Wire{V025, V022, V019}, "the manager published no retained topics"
@@ -161,6 +171,11 @@ func (r *Runner) onModuleProvides(_ string, payload []byte, _ bool) {
 	r.hint.mu.Lock()
 	r.hint.moduleProvides = true
 	r.hint.mu.Unlock()
+	r.hint.once.Do(func() { close(r.hint.seen) })
+}
+
+func (r *Runner) onInterfaces(_ string, payload []byte, _ bool) {
+	r.hint.note(payload, &r.hint.interfaces)
 }
 
 // onInterfaceDefinition keeps the manager's definition of evse_security: it says which
@@ -179,9 +194,10 @@ func (r *Runner) onInterfaceDefinition(_ string, payload []byte, _ bool) {
 	r.ifaceDef.Store(&def)
 }
 
-// awaitRetained waits until the retained messages of the subscriptions have been delivered:
-// it publishes to the probe topic and waits for the message to come back (the broker delivers
-// a client's messages in order), or retainedWait.
+// awaitRetained waits for the first hint from the manager's retained topics, at most
+// retainedWait: first until the messages the broker had retained have been delivered (a message
+// published to the probe topic comes back after them: the broker delivers a client's messages in
+// order), then for the first one the manager is still sending.
 func (r *Runner) awaitRetained(ctx context.Context) {
 	c := r.conn.Load()
 	if c == nil {
@@ -192,8 +208,17 @@ func (r *Runner) awaitRetained(ctx context.Context) {
 	defer timer.Stop()
 	select {
 	case <-r.probeCh:
+	case <-r.hint.seen:
+		return
 	case <-timer.C:
-		r.log.Debug("the probe message did not come back; going on without waiting for retained topics")
+		return
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-r.hint.seen:
+	case <-timer.C:
+		r.log.Info("no retained topic from the manager", "waited", retainedWait)
 	case <-ctx.Done():
 	}
 }

@@ -89,7 +89,7 @@ type Runner struct {
 	log    *slog.Logger
 	// wire is the wire spoken; nil until the detection has decided (Options.Wire "auto").
 	wire atomic.Pointer[Wire]
-	hint retainedHints
+	hint *retainedHints
 
 	conn atomic.Pointer[conn]
 
@@ -151,6 +151,7 @@ func NewRunner(opts Options) *Runner {
 		subscribed: make(chan struct{}),
 		configCh:   make(chan configAnswer, 4),
 		probeCh:    make(chan struct{}, 1),
+		hint:       newRetainedHints(),
 		readyCh:    make(chan struct{}),
 	}
 	if opts.Wire == "" {
@@ -332,7 +333,8 @@ func (r *Runner) onConnect(c *conn) {
 		subs = append(subs, sub{r.topics.InterfaceDefinition(InterfaceName), r.onInterfaceDefinition})
 	}
 	if detecting {
-		subs = append(subs, sub{r.topics.ModuleProvides(), r.onModuleProvides}, sub{r.probeTopic(), r.onProbe})
+		subs = append(subs, sub{r.topics.ModuleProvides(), r.onModuleProvides}, sub{r.topics.Interfaces(), r.onInterfaces},
+			sub{r.probeTopic(), r.onProbe})
 	}
 	for _, s := range subs {
 		if !r.subscribe(c, s.filter, s.cb) {

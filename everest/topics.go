@@ -128,3 +128,7 @@ func (t Topics) ModuleProvides() string { return t.Prefix + "module_provides" }
 func (t Topics) InterfaceDefinition(name string) string {
 	return t.Prefix + "interface_definitions/" + name
 }
+
+// Interfaces is the manager's retained list of interface names, the first retained topic every
+// manager from v0.19 on publishes: P interfaces.
+func (t Topics) Interfaces() string { return t.Prefix + "interfaces" }

@@ -97,13 +97,23 @@ func runGeneration(t *testing.T, bin string, g generation) {
 	if _, err := p.WriteLayout(certsRoot, ""); err != nil {
 		t.Fatal(err)
 	}
+	// One parameter off its default, so that the test sees the config reach the store.
+	mfRoot, err := os.ReadFile(filepath.Join(certsRoot, "ca", "mf", "MF_ROOT_CA.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certsRoot, "ca", "mf", "MF_CUSTOM_ROOT.pem"), mfRoot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	params := everesttest.ManifestDefaults(t)
+	params["mf_ca_bundle"] = customMF
 	iface := everesttest.InterfaceDefinition(t, g.release)
 	confFile := filepath.Join(etc, "config.yaml")
 	if g.framework < everesttest.Framework019 {
 		writeV017Installation(t, prefix, confFile, u.Port(), iface)
 	}
 	mgr := everesttest.StartLegacyManager(t, everesttest.LegacyManagerOptions{URL: broker.URL(), Framework: g.framework,
-		EtcDir: etc, Interface: iface})
+		EtcDir: etc, Interface: iface, Params: params})
 	caller := everesttest.NewLegacyCaller(t, broker.URL(), "everest/modules/evse_security/impl/main", "probe")
 
 	var errb bytes.Buffer
@@ -115,6 +125,18 @@ func runGeneration(t *testing.T, bin string, g generation) {
 
 	if got := mgr.WaitReady(t, 20*time.Second); got != fixture(t, g.fixtures, "ready.json") {
 		t.Errorf("ready %s", got)
+	}
+	call := func(name string, args map[string]any) string {
+		t.Helper()
+		id := fmt.Sprintf("%08x-0000-4000-8000-000000000000", time.Now().UnixNano()&0xffffffff)
+		r, err := caller.Call(name, id, args)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, errb.String())
+		}
+		if r.Topic != "everest/modules/evse_security/impl/main/cmd" || r.QoS != 2 {
+			t.Errorf("%s: result on %s at QoS %d", name, r.Topic, r.QoS)
+		}
+		return strings.ReplaceAll(r.Payload, id, "ID")
 	}
 	var topics []string
 	for _, r := range mgr.ConfigRequests() {
@@ -137,10 +159,13 @@ func runGeneration(t *testing.T, bin string, g generation) {
 		t.Errorf("config requests on %q, want %q", topics, g.configTopics)
 	}
 	if g.framework >= everesttest.Framework019 {
-		if got := string(mgr.ConfigResponse()); got != fixture(t, g.fixtures, "config_answer.json") &&
-			!(g.fixtures == "v0.24" && sameParams(t, got, fixture(t, "v0.24", "config_answer.json"))) {
+		got := strings.ReplaceAll(string(mgr.ConfigResponse()), customMF, "ca/mf/MF_ROOT_CA.pem")
+		if got != fixture(t, g.fixtures, "config_answer.json") {
 			t.Errorf("the fake manager's config answer is not the fixture:\n%s", got)
 		}
+	}
+	if got := call("get_verify_file", map[string]any{"certificate_type": "MF"}); got != fmt.Sprintf(`{"data":{"id":"ID","origin":"evse_security","retval":%q},"name":"get_verify_file","type":"result"}`, filepath.Join(certsRoot, customMF)) {
+		t.Errorf("the config's mf_ca_bundle did not reach the store: %s", got)
 	}
 	meta := ""
 	for _, m := range mgr.Log() {
@@ -155,18 +180,6 @@ func runGeneration(t *testing.T, bin string, g generation) {
 		t.Errorf("metadata %q", meta)
 	}
 
-	call := func(name string, args map[string]any) string {
-		t.Helper()
-		id := fmt.Sprintf("%08x-0000-4000-8000-000000000000", time.Now().UnixNano()&0xffffffff)
-		r, err := caller.Call(name, id, args)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, errb.String())
-		}
-		if r.Topic != "everest/modules/evse_security/impl/main/cmd" || r.QoS != 2 {
-			t.Errorf("%s: result on %s at QoS %d", name, r.Topic, r.QoS)
-		}
-		return strings.ReplaceAll(r.Payload, id, "ID")
-	}
 	// The call exactly as the real v0.24 caller wrote it gets the answer the real C++ module gave.
 	var real struct {
 		Data struct {
@@ -240,11 +253,14 @@ func runGeneration(t *testing.T, bin string, g generation) {
 	}
 }
 
+// customMF is the mf_ca_bundle the managers configure, off the manifest's default.
+const customMF = "ca/mf/MF_CUSTOM_ROOT.pem"
+
 // writeV017Installation writes what a v0.17/v0.18 module reads from the disk: the config file
 // (broker, prefix, the module's entry), the module's manifest and the interface definition.
 func writeV017Installation(t *testing.T, prefix, confFile, port string, iface json.RawMessage) {
 	t.Helper()
-	conf := fmt.Sprintf("settings:\n  prefix: %s\n  mqtt_broker_host: 127.0.0.1\n  mqtt_broker_port: %s\nactive_modules:\n  evse_security:\n    module: EvseSecurity\n    config_module:\n      private_key_password: \"\"\n  probe:\n    module: EvseSecProbe\n", prefix, port)
+	conf := fmt.Sprintf("settings:\n  prefix: %s\n  mqtt_broker_host: 127.0.0.1\n  mqtt_broker_port: %s\nactive_modules:\n  evse_security:\n    module: EvseSecurity\n    config_module:\n      private_key_password: \"\"\n      mf_ca_bundle: %s\n  probe:\n    module: EvseSecProbe\n", prefix, port, customMF)
 	manifest, err := os.ReadFile(filepath.Join(everesttest.DataDir(), "EvseSecurity-manifest.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -263,25 +279,6 @@ func writeV017Installation(t *testing.T, prefix, confFile, port string, iface js
 			t.Fatal(err)
 		}
 	}
-}
-
-// sameParams reports whether two v0.24 config answers differ only in the parameters' values.
-func sameParams(t *testing.T, a, b string) bool {
-	t.Helper()
-	strip := func(s string) string {
-		var v map[string]any
-		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			t.Fatal(err)
-		}
-		mc := v["response"].(map[string]any)["data"].(map[string]any)["module_config"].(map[string]any)
-		params := mc["configuration_parameters"].(map[string]any)["!module"].([]any)
-		for _, p := range params {
-			p.(map[string]any)["value"] = nil
-		}
-		out, _ := json.Marshal(v)
-		return string(out)
-	}
-	return strip(a) == strip(b)
 }
 
 // hasKeysOf reports whether result has the error keys (and the error type) of the real one.

@@ -113,15 +113,15 @@ func StartLegacyManager(t testing.TB, opts LegacyManagerOptions) *LegacyManager 
 		t.Fatal("fake manager: no SUBACK")
 	}
 	if !opts.NoRetained {
-		m.publishRetained()
+		m.PublishRetained()
 	}
 	t.Cleanup(func() { m.c.Disconnect(100) })
 	return m
 }
 
-// publishRetained publishes what the generation's manager.cpp publishes retained before it starts
-// the modules (the subset a module could read).
-func (m *LegacyManager) publishRetained() {
+// PublishRetained publishes what the generation's manager.cpp publishes retained before it starts
+// the modules (the subset a module could read); StartLegacyManager does unless NoRetained.
+func (m *LegacyManager) PublishRetained() {
 	o := m.opts
 	if !o.at(Framework019) {
 		return // v0.17, v0.18: the modules read the config file
@@ -254,15 +254,25 @@ func (m *LegacyManager) ConfigResponse() []byte {
 		return []byte(fmt.Sprintf(`{"mappings":{%q:null},"module_config":{"configuration_parameters":%s,"connections":{},"mapping":null,"module_id":%q,"module_name":%q,"standalone":false,"telemetry_enabled":false}}`,
 			o.ModuleID, params, o.ModuleID, o.ModuleName))
 	}
-	// v0.19, v0.20: the config file's entry with the parsed map (manifest defaults filled in);
-	// v0.19 still copies the module_names in (the whole serialized config, minus "main").
-	configMap, _ := json.Marshal(obj)
+	// v0.19, v0.20: the config file's entry (here it sets private_key_password only) with the
+	// parsed map: every manifest key, the default where the file sets none; v0.20 wraps each
+	// value as {"type","value"}. v0.19 still copies the module_names in (the whole serialized
+	// config, minus "main").
+	parsed := map[string]any{}
+	for k, v := range obj {
+		parsed[k] = v
+		if o.at(Framework020) {
+			parsed[k] = map[string]any{"type": "string", "value": v}
+		}
+	}
+	configMap, _ := json.Marshal(parsed)
+	configModule, _ := json.Marshal(map[string]any{"private_key_password": obj["private_key_password"]})
 	moduleNames := ""
 	if !o.at(Framework020) {
 		moduleNames = fmt.Sprintf(`,"module_names":{%q:%q}`, o.ModuleID, o.ModuleName)
 	}
-	return []byte(fmt.Sprintf(`{"mappings":{},"module_config":{%q:{"config_maps":{"!module":%s,"main":{}},"config_module":%s,"connections":{},"module":%q}}%s}`,
-		o.ModuleID, configMap, configMap, o.ModuleName, moduleNames))
+	return []byte(fmt.Sprintf(`{"mappings":{%q:null},"module_config":{%q:{"config_implementation":{},"config_maps":{"!module":%s,"main":null},"config_module":%s,"connections":{},"mapping":{},"module":%q}}%s}`,
+		o.ModuleID, o.ModuleID, configMap, configModule, o.ModuleName, moduleNames))
 }
 
 // WaitReady waits for the module's ready and returns its payload; it fails the test if the
