@@ -17,10 +17,10 @@ import (
 
 // StoreConfig maps the module config parameters an EVerest manager sends (name → JSON value)
 // onto the store's Config: the manifest's defaults (as store.DefaultConfig has them) under
-// <etcDir>/certs, each parameter decoded onto the Config field of
-// the same YAML key. Relative paths stay relative: the store resolves them under the certs root,
-// as the C++ module prefixes them with <etc_dir>/certs. A certs_root parameter, if a custom
-// manifest has one, is taken relative to EtcDir.
+// <etcDir>/certs, each parameter decoded onto the Config field of the same YAML key. Relative
+// paths stay relative: the store resolves them under the certs root, as the C++ module prefixes
+// them with <etc_dir>/certs. A certs_root parameter, if a custom manifest has one, is taken
+// relative to etcDir.
 //
 // A parameter the store does not know, or one with a value of the wrong type, is skipped and
 // reported in warnings: module mode must not die on a config it can partly use.

@@ -3,7 +3,10 @@
 // name and its JSON arguments onto the store and returns the JSON result.
 //
 // Transports (the EVerest module wire, the standalone MQTT service, `evsesec call`) all go through
-// one Dispatcher, so they cannot disagree. api imports store and certs; it knows no transport.
+// one Dispatcher, so they cannot disagree. Around it: the interface's history (iface.go: what
+// each everest-core release's callers send and expect), the one mapping of store events onto the
+// certificate_store_update variable (StoreUpdateFor), and the mapping of an EVerest module config
+// onto the store's config (StoreConfig). api imports store and certs; it knows no transport.
 package api
 
 import (

@@ -65,13 +65,25 @@ type legacyWire struct {
 	errors         errorStyle
 }
 
-func (w legacyWire) Name() string              { return w.name }
-func (w legacyWire) Releases() string          { return w.releases }
-func (w legacyWire) CmdFilter(t Topics) string { return t.CmdShared() }
-func (w legacyWire) CarriesErrors() bool       { return w.errors != errorsNone }
-func (legacyWire) ModuleReady() []byte         { return []byte("true") }
-func (legacyWire) GlobalReady() []byte         { return []byte("true") }
+// Name implements Wire for the un-enveloped wires.
+func (w legacyWire) Name() string { return w.name }
 
+// Releases implements Wire for the un-enveloped wires.
+func (w legacyWire) Releases() string { return w.releases }
+
+// CmdFilter implements Wire for the un-enveloped wires.
+func (w legacyWire) CmdFilter(t Topics) string { return t.CmdShared() }
+
+// CarriesErrors implements Wire for the un-enveloped wires.
+func (w legacyWire) CarriesErrors() bool { return w.errors != errorsNone }
+
+// ModuleReady implements Wire for the un-enveloped wires.
+func (legacyWire) ModuleReady() []byte { return []byte("true") }
+
+// GlobalReady implements Wire for the un-enveloped wires.
+func (legacyWire) GlobalReady() []byte { return []byte("true") }
+
+// IsGlobalReady implements Wire for the un-enveloped wires.
 func (legacyWire) IsGlobalReady(payload []byte) bool {
 	var b bool
 	return json.Unmarshal(payload, &b) == nil && b
@@ -127,6 +139,7 @@ func errorTypeOfEvent(event string) ErrorType {
 	return ErrorType(event)
 }
 
+// DecodeCall implements Wire for the un-enveloped wires.
 func (w legacyWire) DecodeCall(t Topics, topic string, payload []byte) (string, Cmd, bool, error) {
 	if topic != t.CmdShared() {
 		return "", Cmd{}, false, nil
@@ -164,6 +177,7 @@ func (w legacyWire) DecodeCall(t Topics, topic string, payload []byte) (string, 
 	return m.Name, cmd, true, nil
 }
 
+// Result implements Wire for the un-enveloped wires.
 func (w legacyWire) Result(t Topics, name string, c Cmd, retval json.RawMessage, e *CmdError) (string, []byte, error) {
 	r := legacyResult{ID: c.ID, Origin: t.ModuleID}
 	switch {
@@ -194,6 +208,7 @@ func (w legacyWire) Result(t Topics, name string, c Cmd, retval json.RawMessage,
 	return t.CmdShared(), msg, err
 }
 
+// Var implements Wire for the un-enveloped wires.
 func (legacyWire) Var(t Topics, name string, value any) (string, []byte, error) {
 	raw, err := canonicalJSON(value)
 	if err != nil {
@@ -216,6 +231,7 @@ func (legacyWire) Metadata(t Topics, moduleName string) (string, []byte) {
 	return t.Metadata(), msg
 }
 
+// ConfigRequest implements Wire for the un-enveloped wires.
 func (w legacyWire) ConfigRequest(t Topics) (string, []byte, string) {
 	switch w.config {
 	case configRequest:
@@ -227,6 +243,7 @@ func (w legacyWire) ConfigRequest(t Topics) (string, []byte, string) {
 	return "", nil, ""
 }
 
+// ParseConfig implements Wire for the un-enveloped wires.
 func (w legacyWire) ParseConfig(t Topics, payload []byte) (ModuleConfig, error) {
 	switch w.config {
 	case configRequest:
@@ -237,6 +254,7 @@ func (w legacyWire) ParseConfig(t Topics, payload []byte) (ModuleConfig, error) 
 	return ModuleConfig{}, errors.New("this wire has no config over MQTT: the module reads the config file")
 }
 
+// Call implements Wire for the un-enveloped wires.
 func (legacyWire) Call(t Topics, name, id, origin string, args json.RawMessage) (string, []byte, error) {
 	if len(args) == 0 {
 		args = json.RawMessage("{}")
@@ -253,8 +271,10 @@ func (legacyWire) Call(t Topics, name, id, origin string, args json.RawMessage) 
 	return t.CmdShared(), msg, err
 }
 
+// ResultFilter implements Wire for the un-enveloped wires.
 func (legacyWire) ResultFilter(t Topics, _ string) string { return t.CmdShared() }
 
+// DecodeResult implements Wire for the un-enveloped wires.
 func (legacyWire) DecodeResult(t Topics, topic string, payload []byte) (CmdResultValues, bool, error) {
 	if topic != t.CmdShared() {
 		return CmdResultValues{}, false, nil
@@ -290,8 +310,10 @@ func (legacyWire) DecodeResult(t Topics, topic string, payload []byte) (CmdResul
 	return out, true, nil
 }
 
+// VarFilter implements Wire for the un-enveloped wires.
 func (legacyWire) VarFilter(t Topics, _ string) string { return t.VarShared() }
 
+// DecodeVar implements Wire for the un-enveloped wires.
 func (legacyWire) DecodeVar(t Topics, name, topic string, payload []byte) (json.RawMessage, bool, error) {
 	if topic != t.VarShared() {
 		return nil, false, nil

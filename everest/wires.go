@@ -120,13 +120,25 @@ var V025 Wire = wire25{}
 // wire25 implements Wire with the envelope codec of wire.go.
 type wire25 struct{}
 
-func (wire25) Name() string              { return WireV025 }
-func (wire25) Releases() string          { return "everest-core 2025.12.0 and later" }
-func (wire25) CmdFilter(t Topics) string { return t.CmdSubscription() }
-func (wire25) CarriesErrors() bool       { return true }
-func (wire25) ModuleReady() []byte       { b, _ := EncodeModuleReady(); return b }
-func (wire25) GlobalReady() []byte       { b, _ := EncodeGlobalReady(); return b }
+// Name implements Wire for the v0.25 envelope.
+func (wire25) Name() string { return WireV025 }
 
+// Releases implements Wire for the v0.25 envelope.
+func (wire25) Releases() string { return "everest-core 2025.12.0 and later" }
+
+// CmdFilter implements Wire for the v0.25 envelope.
+func (wire25) CmdFilter(t Topics) string { return t.CmdSubscription() }
+
+// CarriesErrors implements Wire for the v0.25 envelope.
+func (wire25) CarriesErrors() bool { return true }
+
+// ModuleReady implements Wire for the v0.25 envelope.
+func (wire25) ModuleReady() []byte { b, _ := EncodeModuleReady(); return b }
+
+// GlobalReady implements Wire for the v0.25 envelope.
+func (wire25) GlobalReady() []byte { b, _ := EncodeGlobalReady(); return b }
+
+// IsGlobalReady implements Wire for the v0.25 envelope.
 func (wire25) IsGlobalReady(payload []byte) bool {
 	ok, err := DecodeBool(payload, MsgGlobalReady)
 	return err == nil && ok
@@ -135,6 +147,7 @@ func (wire25) IsGlobalReady(payload []byte) bool {
 // Metadata: evsesec has never published it on this wire, and nothing reads it.
 func (wire25) Metadata(Topics, string) (string, []byte) { return "", nil }
 
+// DecodeCall implements Wire for the v0.25 envelope.
 func (wire25) DecodeCall(t Topics, topic string, payload []byte) (string, Cmd, bool, error) {
 	name, ok := t.CmdName(topic)
 	if !ok {
@@ -144,6 +157,7 @@ func (wire25) DecodeCall(t Topics, topic string, payload []byte) (string, Cmd, b
 	return name, c, true, err
 }
 
+// Result implements Wire for the v0.25 envelope.
 func (wire25) Result(t Topics, name string, c Cmd, retval json.RawMessage, e *CmdError) (string, []byte, error) {
 	var msg []byte
 	var err error
@@ -155,34 +169,42 @@ func (wire25) Result(t Topics, name string, c Cmd, retval json.RawMessage, e *Cm
 	return t.CmdResponse(name, c.Origin), msg, err
 }
 
+// Var implements Wire for the v0.25 envelope.
 func (wire25) Var(t Topics, name string, value any) (string, []byte, error) {
 	msg, err := EncodeVar(value)
 	return t.Var(name), msg, err
 }
 
+// ConfigRequest implements Wire for the v0.25 envelope.
 func (wire25) ConfigRequest(t Topics) (string, []byte, string) {
 	msg, _ := EncodeGetConfig(t.ModuleID)
 	return t.ConfigRequest(), msg, t.ConfigResponse()
 }
 
+// ParseConfig implements Wire for the v0.25 envelope.
 func (wire25) ParseConfig(_ Topics, payload []byte) (ModuleConfig, error) {
 	return ParseConfigResponse(payload)
 }
 
+// Call implements Wire for the v0.25 envelope.
 func (wire25) Call(t Topics, name, id, origin string, args json.RawMessage) (string, []byte, error) {
 	msg, err := EncodeCmd(id, origin, args)
 	return t.Cmd(name), msg, err
 }
 
+// ResultFilter implements Wire for the v0.25 envelope.
 func (wire25) ResultFilter(t Topics, origin string) string { return t.CmdResponseSubscription(origin) }
 
+// DecodeResult implements Wire for the v0.25 envelope.
 func (wire25) DecodeResult(_ Topics, _ string, payload []byte) (CmdResultValues, bool, error) {
 	r, err := DecodeResult(payload)
 	return r, err == nil, err
 }
 
+// VarFilter implements Wire for the v0.25 envelope.
 func (wire25) VarFilter(t Topics, name string) string { return t.Var(name) }
 
+// DecodeVar implements Wire for the v0.25 envelope.
 func (wire25) DecodeVar(t Topics, name, topic string, payload []byte) (json.RawMessage, bool, error) {
 	if topic != t.Var(name) {
 		return nil, false, nil

@@ -172,6 +172,9 @@ func runGeneration(t *testing.T, bin string, g generation) {
 		if m.Topic == "everest/modules/evse_security/metadata" {
 			meta = m.Payload
 		}
+		if (m.Topic == "everest/modules/evse_security/metadata" || m.Topic == "everest/modules/evse_security/ready") && (m.QoS != 2 || m.Retained) {
+			t.Errorf("%s at QoS %d, retained %v", m.Topic, m.QoS, m.Retained)
+		}
 		if strings.Contains(m.Payload, `"msg_type"`) && !m.Retained {
 			t.Errorf("an enveloped (v0.25) message on a %s wire: %s %s", g.framework, m.Topic, m.Payload)
 		}
@@ -248,8 +251,10 @@ func runGeneration(t *testing.T, bin string, g generation) {
 	if code := waitExit(t, cmd, 10*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM:\n%s", code, errb.String())
 	}
-	if !strings.Contains(errb.String(), "EVerest wire chosen") {
-		t.Errorf("the log does not say which wire was chosen:\n%s", errb.String())
+	for _, want := range []string{"EVerest wire chosen", "EVerest is ready (global ready)"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, errb.String())
+		}
 	}
 }
 
