@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evsesec/evsesec/everest"
 	"github.com/evsesec/evsesec/everest/everesttest"
 	"github.com/evsesec/evsesec/testpki"
 )
@@ -408,4 +410,46 @@ func TestServeLegacyWire(t *testing.T) {
 func sameJSON(a, b string) bool {
 	var x, y any
 	return json.Unmarshal([]byte(a), &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
+}
+
+// What the command line and the environment decide before any MQTT: EVSESEC_EVEREST_WIRE
+// forces a wire; a v0.17 command line with a readable config file takes the broker, prefix and
+// config from the file; an unreadable one leaves the decision to the MQTT detection.
+func TestChooseModuleWire(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	prefix := t.TempDir()
+	conf := filepath.Join(prefix, "etc", "everest", "config.yaml")
+	writeV017Installation(t, prefix, conf, "1999", everesttest.InterfaceDefinition(t, "2024.9.0"))
+	choose := func(args []string) everest.Options {
+		t.Helper()
+		m, err := parseManagerArgs(args[1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := everest.Options{Wire: everest.WireAuto, Broker: everest.Broker{URL: m.brokerURL()}, Prefix: m.everestPrefix}
+		chooseModuleWire(&opts, m, args[1:], log)
+		return opts
+	}
+	o := choose(argvOf(everesttest.Framework017, prefix, "", conf))
+	if o.Wire != everest.WireV017 || o.Broker.URL != "tcp://127.0.0.1:1999" || o.Prefix != "everest/" || o.FileConfig == nil ||
+		string(o.FileConfig.Params["mf_ca_bundle"]) != `"`+customMF+`"` || o.InstallPrefix != prefix || len(o.FileConfig.Interface) == 0 {
+		t.Errorf("v0.17 command line: %+v", o)
+	}
+	if o := choose(argvOf(everesttest.Framework017, prefix, "", filepath.Join(prefix, "missing.yaml"))); o.Wire != everest.WireAuto || o.FileConfig != nil {
+		t.Errorf("unreadable config file: %+v", o)
+	}
+	if o := choose(argvOf(everesttest.Framework024, prefix, "1883", "")); o.Wire != everest.WireAuto || o.FileConfig != nil {
+		t.Errorf("v0.24 command line: %+v", o)
+	}
+	t.Setenv(wireEnv, "v0.24")
+	if o := choose(argvOf(everesttest.Framework024, prefix, "1883", "")); o.Wire != everest.WireV022 || o.WireReason == "" {
+		t.Errorf("%s=v0.24: %+v", wireEnv, o)
+	}
+	if o := choose(argvOf(everesttest.Framework017, prefix, "", conf)); o.Wire != everest.WireV022 || o.FileConfig != nil {
+		t.Errorf("%s=v0.24 beats the v0.17 command line: %+v", wireEnv, o)
+	}
+	t.Setenv(wireEnv, "v9")
+	if o := choose(argvOf(everesttest.Framework024, prefix, "1883", "")); o.Wire != everest.WireAuto {
+		t.Errorf("%s=v9 (unknown): %+v", wireEnv, o)
+	}
 }
