@@ -246,11 +246,13 @@ func (r *Runner) run(ctx context.Context, fetch bool, setup SetupFunc, h Handler
 	r.handler = h
 	close(r.handlerSet)
 	if !r.cmdsSubscribed.Load() {
-		// The wire was found out after the connection was made: subscribe its commands now.
-		if !r.subscribe(c, r.Wire().CmdFilter(r.topics), r.onCmd) {
+		// The wire was found out after the connection was made: subscribe its commands now. If
+		// the connection is lost meanwhile, the next one subscribes them (the wire is known).
+		if r.subscribe(r.conn.Load(), r.Wire().CmdFilter(r.topics), r.onCmd) {
+			r.cmdsSubscribed.Store(true)
+		} else if ctx.Err() != nil {
 			return nil
 		}
-		r.cmdsSubscribed.Store(true)
 	}
 	if topic, msg := r.Wire().Metadata(r.topics, r.moduleName()); topic != "" {
 		if err := c.publish(ctx, topic, msg, false); err != nil {

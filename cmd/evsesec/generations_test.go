@@ -453,3 +453,34 @@ func TestChooseModuleWire(t *testing.T) {
 		t.Errorf("%s=v9 (unknown): %+v", wireEnv, o)
 	}
 }
+
+// `evsesec serve --everest-wire auto` next to a v0.24 manager (a standalone module) asks it
+// for the config only to learn the wire, then reports ready in its form and serves its callers.
+func TestServeAutoWire(t *testing.T) {
+	root, _ := servePKI(t)
+	broker := everesttest.StartBroker(t)
+	mgr := everesttest.StartLegacyManager(t, everesttest.LegacyManagerOptions{URL: broker.URL(), Framework: everesttest.Framework024, EtcDir: "/etc/everest"})
+	ctx, cancel := context.WithCancel(context.Background())
+	var serveErr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- serve(ctx, []string{"--certs", root, "--broker", broker.URL(), "--everest-wire", "auto"}, &bytes.Buffer{}, &serveErr)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exit %d:\n%s", code, serveErr.String())
+		}
+	}()
+	if got := mgr.WaitReady(t, 20*time.Second); got != "true" {
+		t.Errorf("ready %s", got)
+	}
+	caller := everesttest.NewLegacyCaller(t, broker.URL(), "everest/modules/evse_security/impl/main", "probe")
+	if r, err := caller.Call("is_ca_certificate_installed", "c1", map[string]any{"certificate_type": "V2G"}); err != nil ||
+		r.Payload != `{"data":{"id":"c1","origin":"evse_security","retval":true},"name":"is_ca_certificate_installed","type":"result"}` {
+		t.Errorf("is_ca_certificate_installed: %+v %v\n%s", r, err, serveErr.String())
+	}
+	if mgr.Crashed() != "" {
+		t.Errorf("the manager would have died: %s", mgr.Crashed())
+	}
+}
