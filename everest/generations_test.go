@@ -301,3 +301,33 @@ func TestReadConfigFile(t *testing.T) {
 		t.Error("a missing config file")
 	}
 }
+
+// The v0.25 Wire writes the golden v0.25 messages of testdata/wire, on the v0.25 topics.
+func TestV025Wire(t *testing.T) {
+	tp := legacyTopics
+	c := Cmd{ID: "0b9d3c2e-6f4a-4c4b-9a57-1f0e2d3c4b5a", Origin: "ocpp"}
+	if topic, msg, err := V025.Result(tp, "install_ca_certificate", c, json.RawMessage(`"Accepted"`), nil); err != nil ||
+		topic != "everest/modules/evse_security/impl/main/cmd/install_ca_certificate/response/ocpp" || string(msg) != golden(t, "result_install_ca_certificate.json") {
+		t.Errorf("Result %s %s %v", topic, msg, err)
+	}
+	if topic, msg, err := V025.Var(tp, StoreUpdateVar, json.RawMessage(`{"operation":"Installed","ca_certificate_type":"CSMS"}`)); err != nil ||
+		topic != "everest/modules/evse_security/impl/main/var/certificate_store_update" || string(msg) != golden(t, "var_certificate_store_update.json") {
+		t.Errorf("Var %s %s %v", topic, msg, err)
+	}
+	if string(V025.ModuleReady()) != golden(t, "module_ready.json") || !V025.IsGlobalReady([]byte(golden(t, "global_ready.json"))) || V025.IsGlobalReady([]byte("true")) {
+		t.Error("ready")
+	}
+	if req, msg, resp := V025.ConfigRequest(tp); req != "everest/config/request" || string(msg) != golden(t, "get_config.json") || resp != "everest/modules/evse_security/response" {
+		t.Errorf("ConfigRequest %s %s %s", req, msg, resp)
+	}
+	name, got, ok, err := V025.DecodeCall(tp, tp.Cmd("install_ca_certificate"), []byte(golden(t, "cmd_install_ca_certificate.json")))
+	if err != nil || !ok || name != "install_ca_certificate" || got.ID != c.ID || got.Origin != "ocpp" {
+		t.Errorf("DecodeCall %q %+v %v %v", name, got, ok, err)
+	}
+	if _, _, ok, _ := V025.DecodeCall(tp, tp.CmdResponse("install_ca_certificate", "ocpp"), []byte(golden(t, "result_install_ca_certificate.json"))); ok {
+		t.Error("a result topic read as a call")
+	}
+	if topic, _ := V025.Metadata(tp, "EvseSecurity"); topic != "" {
+		t.Error("v0.25 metadata: evsesec never sent it on this wire")
+	}
+}

@@ -79,13 +79,16 @@ func argvOf(framework, prefix, port, confFile string) []string {
 func TestGenerations(t *testing.T) {
 	bin := buildBinary(t)
 	for _, g := range generations {
-		t.Run(g.framework, func(t *testing.T) { runGeneration(t, bin, g) })
+		t.Run(g.framework, func(t *testing.T) { runGeneration(t, bin, g, everesttest.StartBroker(t).URL()) })
+	}
+	// Debian's mosquitto, as on a charger, for one generation of each config exchange.
+	for _, g := range []generation{generations[0], generations[3]} {
+		t.Run("mosquitto/"+g.framework, func(t *testing.T) { runGeneration(t, bin, g, everesttest.StartMosquitto(t)) })
 	}
 }
 
-func runGeneration(t *testing.T, bin string, g generation) {
-	broker := everesttest.StartBroker(t)
-	u, err := url.Parse(broker.URL())
+func runGeneration(t *testing.T, bin string, g generation, brokerURL string) {
+	u, err := url.Parse(brokerURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +117,9 @@ func runGeneration(t *testing.T, bin string, g generation) {
 	if g.framework < everesttest.Framework019 {
 		writeV017Installation(t, prefix, confFile, u.Port(), iface)
 	}
-	mgr := everesttest.StartLegacyManager(t, everesttest.LegacyManagerOptions{URL: broker.URL(), Framework: g.framework,
+	mgr := everesttest.StartLegacyManager(t, everesttest.LegacyManagerOptions{URL: brokerURL, Framework: g.framework,
 		EtcDir: etc, Interface: iface, Params: params})
-	caller := everesttest.NewLegacyCaller(t, broker.URL(), "everest/modules/evse_security/impl/main", "probe")
+	caller := everesttest.NewLegacyCaller(t, brokerURL, "everest/modules/evse_security/impl/main", "probe")
 
 	var errb bytes.Buffer
 	cmd := &exec.Cmd{Path: bin, Args: argvOf(g.framework, prefix, u.Port(), confFile), Stderr: &errb, Stdout: &errb}
