@@ -144,8 +144,13 @@ func ReadConfigFile(path, prefix, moduleID string) (FileConfig, error) {
 	if f.Prefix == "" {
 		f.Prefix = str("prefix", "/usr")
 	}
-	if p, ok := doc.Settings["mqtt_broker_port"].(int); ok {
+	switch p := doc.Settings["mqtt_broker_port"].(type) {
+	case int:
 		f.BrokerPort = p
+	case string: // a quoted port
+		if n, err := strconv.Atoi(p); err == nil {
+			f.BrokerPort = n
+		}
 	}
 	if v := os.Getenv("MQTT_SERVER_ADDRESS"); v != "" {
 		f.BrokerHost = v

@@ -294,6 +294,12 @@ func TestReadConfigFile(t *testing.T) {
 	if f, err := ReadConfigFile(conf, prefix, "sec"); err != nil || f.BrokerURL() != "tcp://127.0.0.9:1999" {
 		t.Errorf("environment override: %s %v", f.BrokerURL(), err)
 	}
+	write(conf, "settings:\n  mqtt_broker_port: \"1885\"\nactive_modules:\n  sec:\n    module: EvseSecurity\n")
+	t.Setenv("MQTT_SERVER_ADDRESS", "")
+	t.Setenv("MQTT_SERVER_PORT", "")
+	if f, err := ReadConfigFile(conf, prefix, "sec"); err != nil || f.BrokerURL() != "tcp://localhost:1885" || string(f.Module.Params["private_key_password"]) != `""` {
+		t.Errorf("quoted port, defaults: %s %v %v", f.BrokerURL(), f.Module.Params, err)
+	}
 	if _, err := ReadConfigFile(conf, prefix, "other"); err == nil {
 		t.Error("a module the file does not configure")
 	}
