@@ -129,7 +129,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		logger.Info("ignoring arguments", "args", m.ignored)
 	}
 	mx := metrics.New()
-	r := everest.NewRunner(everest.Options{
+	opts := everest.Options{
 		Broker:        everest.Broker{URL: m.brokerURL()},
 		Prefix:        m.everestPrefix,
 		ModuleID:      m.module,
@@ -137,17 +137,22 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		Logger:        logger,
 		StartTimeout:  moduleStartTimeout,
 		OnConnection:  mx.BrokerConnection,
-	})
+		Wire:          everest.WireAuto,
+		Fallback:      api.FailureResult,
+	}
+	chooseModuleWire(&opts, m, args, logger)
+	r := everest.NewRunner(opts)
 	var wg sync.WaitGroup
 	setup := func(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
-		cfg, warnings := mc.StoreConfig()
+		iv := interfaceOf(mc, logger)
+		cfg, warnings := api.StoreConfig(mc.Params, mc.EtcDir)
 		for _, w := range warnings {
 			logger.Warn(w)
 		}
 		logger.Info("certificate store", "certs_root", cfg.CertsRoot,
 			"v2g_ca_bundle", cfg.CABundlePath(store.CAV2G), "csms_ca_bundle", cfg.CABundlePath(store.CACSMS),
 			"mo_ca_bundle", cfg.CABundlePath(store.CAMO), "mf_ca_bundle", cfg.CABundlePath(store.CAMF))
-		st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: r.PublishStoreEvent})
+		st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, logger)})
 		if err != nil {
 			return nil, err
 		}
@@ -159,7 +164,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		} else {
 			wg.Go(func() { <-ctx.Done(); stop() })
 		}
-		return mx.Instrument(api.NewDispatcher(st)), nil
+		return iv.Serve(mx.Instrument(api.NewDispatcher(st))), nil
 	}
 	err = r.RunModule(ctx, setup)
 	wg.Wait()

@@ -30,6 +30,7 @@ type brokerFlags struct {
 	tlsKey       string
 	moduleID     string
 	prefix       string
+	wire         string
 }
 
 func (f *brokerFlags) register(fs *flag.FlagSet, brokerUsage string) {
@@ -41,7 +42,12 @@ func (f *brokerFlags) register(fs *flag.FlagSet, brokerUsage string) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.StringVar(&f.moduleID, "module-id", everest.DefaultModuleID, "module id of the service in the EVerest topics")
 	fs.StringVar(&f.prefix, "prefix", everest.DefaultPrefix, "EVerest MQTT prefix of the topics")
+	fs.StringVar(&f.wire, "everest-wire", everest.WireLatest, "EVerest framework wire to speak: "+strings.Join(everest.WireNames(), ", ")+
+		" (or a framework version such as v0.24)")
 }
+
+// everestWire returns the --everest-wire choice; nil for auto.
+func (f *brokerFlags) everestWire() (everest.Wire, error) { return everest.WireByName(f.wire) }
 
 // externalOnly reports whether a flag that only applies to --broker was given without it.
 func (f *brokerFlags) externalOnly() string {
@@ -101,11 +107,12 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: evsesec serve [--config FILE | --certs DIR] [--broker URL] [--listen 127.0.0.1:1883 | --socket PATH]")
 		fmt.Fprintln(stderr, "                     [--module-id evse_security] [--prefix everest/] [--username U --password-file F]")
-		fmt.Fprintln(stderr, "                     [--tls-ca F --tls-cert F --tls-key F] [--metrics 127.0.0.1:9464]")
+		fmt.Fprintln(stderr, "                     [--tls-ca F --tls-cert F --tls-key F] [--metrics 127.0.0.1:9464] [--everest-wire v0.25]")
 		fmt.Fprintln(stderr, "\nServes every evse_security command on the EVerest topics (<prefix>modules/<module-id>/impl/main/cmd/<cmd>,")
 		fmt.Fprintln(stderr, "results on .../cmd/<cmd>/response/<caller>) and publishes certificate_store_update after each change.")
 		fmt.Fprintln(stderr, "Without --broker it starts an embedded MQTT broker. It also reports ready, so an EVerest manager")
-		fmt.Fprintln(stderr, "with `standalone: true` for this module id accepts it. SIGTERM or Ctrl-C stops it.\n\nFlags:")
+		fmt.Fprintln(stderr, "with `standalone: true` for this module id accepts it. --everest-wire speaks an older framework's wire")
+		fmt.Fprintln(stderr, "(one cmd topic per implementation, bare JSON); auto asks the manager first. SIGTERM or Ctrl-C stops it.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(argv); err != nil {
@@ -129,6 +136,10 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		return usage(bf.externalOnly() + " applies to an external broker (--broker) only")
 	case mf.addr != "" && metrics.CheckAddr(mf.addr, mf.allowRemote) != nil:
 		return usage(metrics.CheckAddr(mf.addr, mf.allowRemote).Error())
+	}
+	w, err := bf.everestWire()
+	if err != nil {
+		return usage(err.Error())
 	}
 	level := slog.LevelInfo
 	if sf.verbose {
@@ -158,20 +169,25 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		b = everest.Broker{URL: eb.URL()}
 	}
 	m := metrics.New()
-	r := everest.NewRunner(everest.Options{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, Logger: logger, OnConnection: m.BrokerConnection})
-	st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: r.PublishStoreEvent})
+	wireName, iv := everest.WireAuto, api.LatestInterface()
+	if w != nil {
+		wireName, iv = w.Name(), api.InterfaceOfRelease(releaseOfWire[w.Name()])
+	}
+	r := everest.NewRunner(everest.Options{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, Logger: logger,
+		Wire: wireName, WireReason: "--everest-wire", Fallback: api.FailureResult, OnConnection: m.BrokerConnection})
+	st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, logger)})
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}
-	logger.Info("certificate store", "certs_root", cfg.CertsRoot)
+	logger.Info("certificate store", "certs_root", cfg.CertsRoot, "everest_wire", wireName)
 	stopMetrics, err := startMetrics(m, st, mf, logger)
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}
 	defer stopMetrics()
-	if err := serveStore(ctx, r, st, m.Instrument(api.NewDispatcher(st)), func(ctx context.Context, h everest.Handler) error { return r.Serve(ctx, h) }); err != nil {
+	if err := serveStore(ctx, r, st, m.Instrument(api.NewDispatcher(st)), func(ctx context.Context, h everest.Handler) error { return r.Serve(ctx, iv.Serve(h)) }); err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}
