@@ -109,7 +109,7 @@ func (s *Store) stationCertificates(v *caView, ls *leafSet, now time.Time) map[c
 	}
 	slices.SortFunc(moments, time.Time.Compare)
 	for _, t := range moments {
-		sel, st := s.selectLeavesAt(v, ls, t, false)
+		sel, st := s.selectLeavesAhead(v, ls, t, false)
 		if st != InfoAccepted || sel[0].e.fp == current {
 			continue
 		}

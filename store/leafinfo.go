@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"strings"
@@ -70,20 +71,31 @@ func (s *Store) selectLeaves(v *caView, ls *leafSet, now time.Time, all bool) ([
 
 // selectLeavesAt makes the selection of selectLeaves.
 func (s *Store) selectLeavesAt(v *caView, ls *leafSet, now time.Time, all bool) ([]selectedLeaf, InfoStatus) {
+	return s.selectLeavesLogged(v, ls, now, all, s.log)
+}
+
+// selectLeavesAhead is the selection at a moment other than now (looking ahead for the next
+// leaf in use): nothing is logged, since "passed over: expired" of a leaf that is valid now
+// would only mislead whoever reads the log.
+func (s *Store) selectLeavesAhead(v *caView, ls *leafSet, at time.Time, all bool) ([]selectedLeaf, InfoStatus) {
+	return s.selectLeavesLogged(v, ls, at, all, slog.New(slog.DiscardHandler))
+}
+
+func (s *Store) selectLeavesLogged(v *caView, ls *leafSet, now time.Time, all bool, log *slog.Logger) ([]selectedLeaf, InfoStatus) {
 	var out []selectedLeaf
 	usableSeen := false
 	for _, e := range ls.entries {
 		switch validityAt(e.cert, now) {
 		case expired:
-			s.log.Info("leaf passed over: expired", "type", ls.lt, "leaf", describe(e.cert), "not_after", e.cert.NotAfter)
+			log.Info("leaf passed over: expired", "type", ls.lt, "leaf", describe(e.cert), "not_after", e.cert.NotAfter)
 			continue
 		case notYetValid:
-			s.log.Info("leaf passed over: not yet valid", "type", ls.lt, "leaf", describe(e.cert), "not_before", e.cert.NotBefore)
+			log.Info("leaf passed over: not yet valid", "type", ls.lt, "leaf", describe(e.cert), "not_before", e.cert.NotBefore)
 			continue
 		}
 		chain, err := s.verifyLeaf(v, ls, e, now, false)
 		if err != nil {
-			s.log.Warn("leaf passed over: untrusted", "type", ls.lt, "leaf", describe(e.cert), "err", err)
+			log.Warn("leaf passed over: untrusted", "type", ls.lt, "leaf", describe(e.cert), "err", err)
 			continue
 		}
 		usableSeen = true
@@ -96,7 +108,7 @@ func (s *Store) selectLeavesAt(v *caView, ls *leafSet, now time.Time, all bool) 
 					break
 				}
 			}
-			s.log.Warn("leaf passed over: "+reason, "type", ls.lt, "leaf", describe(e.cert))
+			log.Warn("leaf passed over: "+reason, "type", ls.lt, "leaf", describe(e.cert))
 			continue
 		}
 		out = append(out, selectedLeaf{e: e, key: kl.key, chain: chain})

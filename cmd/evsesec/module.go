@@ -152,7 +152,8 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		logger.Info("certificate store", "certs_root", cfg.CertsRoot,
 			"v2g_ca_bundle", cfg.CABundlePath(store.CAV2G), "csms_ca_bundle", cfg.CABundlePath(store.CACSMS),
 			"mo_ca_bundle", cfg.CABundlePath(store.CAMO), "mf_ca_bundle", cfg.CABundlePath(store.CAMF))
-		st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, logger)})
+		ext := &extensionUse{}
+		st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, ext, logger)})
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +165,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		} else {
 			wg.Go(func() { <-ctx.Done(); stop() })
 		}
-		return iv.Serve(mx.Instrument(api.NewDispatcher(st))), nil
+		return ext.watch(iv.Serve(mx.Instrument(api.NewDispatcher(st)))), nil
 	}
 	err = r.RunModule(ctx, setup)
 	wg.Wait()

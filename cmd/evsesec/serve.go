@@ -175,7 +175,8 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	}
 	r := everest.NewRunner(everest.Options{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, Logger: logger,
 		Wire: wireName, WireReason: "--everest-wire", Fallback: api.FailureResult, OnConnection: m.BrokerConnection})
-	st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, logger)})
+	ext := &extensionUse{}
+	st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, ext, logger)})
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
@@ -187,7 +188,7 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer stopMetrics()
-	if err := serveStore(ctx, r, st, m.Instrument(api.NewDispatcher(st)), func(ctx context.Context, h everest.Handler) error { return r.Serve(ctx, iv.Serve(h)) }); err != nil {
+	if err := serveStore(ctx, r, st, m.Instrument(api.NewDispatcher(st)), func(ctx context.Context, h everest.Handler) error { return r.Serve(ctx, ext.watch(iv.Serve(h))) }); err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}

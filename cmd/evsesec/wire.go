@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/evsesec/evsesec/api"
 	"github.com/evsesec/evsesec/everest"
@@ -105,15 +109,48 @@ func interfaceOf(mc everest.ModuleConfig, log *slog.Logger) api.InterfaceVersion
 
 // storeUpdates publishes the store's events as certificate_store_update where the interface
 // has the variable (api.StoreUpdateFor is the one mapping of events onto it). It has the
-// signature of store.Options.OnEvent.
-func storeUpdates(r *everest.Runner, iv api.InterfaceVersion, log *slog.Logger) func(store.Event) {
+// signature of store.Options.OnEvent. An event about a V2G20 leaf (an evsesec extension) is
+// published only once a caller has used V2G20 (ext): EVerest's generated C++ code turns an enum
+// string it does not know into an exception in the subscriber, which can take a consumer module
+// (and with it the charger) down, so a caller that never asked for V2G20 never hears of it.
+func storeUpdates(r *everest.Runner, iv api.InterfaceVersion, ext *extensionUse, log *slog.Logger) func(store.Event) {
 	return func(e store.Event) {
 		u, ok := api.StoreUpdateFor(e)
 		if !ok || !iv.StoreUpdateVar {
+			return
+		}
+		if e.LeafType == store.LeafV2G20 && !ext.v2g20.Load() {
+			log.Debug("certificate_store_update of a V2G20 leaf not published: no caller has used V2G20", "operation", e.Operation)
 			return
 		}
 		if err := r.PublishVar(everest.StoreUpdateVar, u); err != nil {
 			log.Warn("could not publish certificate_store_update", "kind", e.Kind, "err", err)
 		}
 	}
+}
+
+// extensionUse remembers whether a caller has used an opt-in extension of the interface, so the
+// variable carries the extension only to a system that knows it.
+type extensionUse struct {
+	v2g20 atomic.Bool
+}
+
+// watch returns next, noting every call whose arguments name the V2G20 leaf type.
+func (u *extensionUse) watch(next everest.Handler) everest.Handler {
+	return extensionWatch{next: next, use: u}
+}
+
+type extensionWatch struct {
+	next everest.Handler
+	use  *extensionUse
+}
+
+// v2g20Arg is how the leaf type appears as an argument value (a JSON string).
+var v2g20Arg = []byte(`"` + string(store.LeafV2G20) + `"`)
+
+func (w extensionWatch) Call(ctx context.Context, name string, args json.RawMessage) (json.RawMessage, error) {
+	if !w.use.v2g20.Load() && bytes.Contains(args, v2g20Arg) {
+		w.use.v2g20.Store(true)
+	}
+	return w.next.Call(ctx, name, args)
 }
