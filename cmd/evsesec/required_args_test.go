@@ -195,4 +195,3 @@ func TestRequiredArgumentsEverywhere(t *testing.T) {
 	}
 	srv.stop(t)
 }
-
