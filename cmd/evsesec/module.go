@@ -111,6 +111,7 @@ func (m managerArgs) brokerURL() string {
 // manager, opens the store under <etc_dir>/certs, reports ready and serves until SIGTERM (exit 0).
 // After the start it never exits on its own: the manager would take every module down with it.
 func runModule(args []string, stdout, stderr io.Writer) int {
+	setServiceMemoryLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return module(ctx, args, stdout, stderr)

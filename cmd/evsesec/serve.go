@@ -78,6 +78,7 @@ func (f *brokerFlags) broker() (everest.Broker, error) {
 // runServe is `evsesec serve`: the evse_security interface on the EVerest topics, until SIGTERM
 // or Ctrl-C.
 func runServe(argv []string, stdout, stderr io.Writer) int {
+	setServiceMemoryLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return serve(ctx, argv, stdout, stderr)
