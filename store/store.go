@@ -36,6 +36,9 @@ type Store struct {
 	watchCount uint64
 
 	onEvent func(Event)
+
+	// private is this process's directory for derived files of a read-only tree.
+	private privateDir
 }
 
 // Options are the optional collaborators of a Store.

@@ -137,6 +137,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		StartTimeout:  moduleStartTimeout,
 	})
 	var wg sync.WaitGroup
+	var opened *store.Store // set by setup, which RunModule calls once, before it returns
 	setup := func(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
 		cfg, warnings := mc.StoreConfig()
 		for _, w := range warnings {
@@ -149,11 +150,15 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		if err != nil {
 			return nil, err
 		}
+		opened = st
 		wg.Go(func() { maintainWhenReady(ctx, r, st) })
 		return api.NewDispatcher(st), nil
 	}
 	err = r.RunModule(ctx, setup)
 	wg.Wait()
+	if opened != nil {
+		opened.Close() // removes this process's private directory of derived files
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec (EVerest module mode):", err)
 		return 1

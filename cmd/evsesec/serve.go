@@ -159,6 +159,7 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}
+	defer st.Close() // removes this process's private directory of derived files
 	logger.Info("certificate store", "certs_root", cfg.CertsRoot)
 	if err := serveStore(ctx, r, st, func(ctx context.Context, h everest.Handler) error { return r.Serve(ctx, h) }); err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
