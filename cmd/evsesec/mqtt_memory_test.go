@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,4 +189,67 @@ func TestServeMemoryBoundedAgainstLargeMessages(t *testing.T) {
 		t.Errorf("peak resident memory %d MiB, want under 200 MiB", hwm>>10)
 	}
 	srv.stop(t)
+}
+
+// Behind mosquitto configured without a size limit, evsesec's own client refuses to read a huge
+// packet (its connection is closed before the body is read and reconnects), so the service's
+// memory stays bounded and it answers afterwards.
+func TestServeMemoryBoundedBehindAnUnlimitedBroker(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc")
+	}
+	url := everesttest.StartMosquitto(t)
+	addr := strings.TrimPrefix(url, "tcp://")
+	p := newCallPKI(t)
+	bin := buildBinary(t)
+	root := t.TempDir()
+	s := &serveProc{errb: &lockedBuffer{}}
+	s.cmd = exec.Command(bin, "serve", "--certs", root, "--broker", url)
+	s.cmd.Stderr = s.errb
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			_ = s.cmd.Process.Kill()
+			_ = s.cmd.Wait()
+		}
+	})
+	topics := everest.NewTopics("", "", "")
+	caller := everesttest.NewCaller(t, url, topics, "ocpp")
+	call := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			r, err := caller.CallWithin("install_ca_certificate", map[string]any{"certificate": p.root, "certificate_type": "V2G"}, 2*time.Second)
+			if err == nil && r.Error == nil && string(r.Retval) == `"Accepted"` {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v %v\n%s", what, r, err, s.stderr())
+			}
+		}
+	}
+	call("before")
+	pid := s.cmd.Process.Pid
+	for i := range 3 {
+		pub, err := dialRawPublisher(addr, fmt.Sprintf("huge-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.publish(topics.Cmd("install_ca_certificate"), `{"msg_type":"Cmd","data":{"id":"x","origin":"attacker","args":{"certificate_type":"V2G","certificate":"`, 60<<20, `"}}}`); err != nil {
+			t.Fatal(err)
+		}
+		pub.close()
+	}
+	call("after the huge messages")
+	hwm := procStatusKiB(t, pid, "VmHWM")
+	t.Logf("peak %d KiB", hwm)
+	if hwm > 100<<10 {
+		t.Errorf("peak resident memory %d MiB behind an unlimited broker, want under 100 MiB", hwm>>10)
+	}
+	if !strings.Contains(s.stderr(), "over the limit") {
+		t.Errorf("the service does not say why it dropped the connection:\n%s", s.stderr())
+	}
+	s.stop(t)
 }
