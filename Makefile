@@ -5,7 +5,7 @@ DEMO_DIR  ?= demo-store
 DEMO_PORT ?= 18830
 DEMO_LOG  ?= bin/demo-serve.log
 # Packages whose tests also run under the race detector (the store and everything that serves it).
-RACE_PKGS ?= ./store/... ./api/... ./certs/... ./tlsconf/... ./everest/...
+RACE_PKGS ?= ./store/... ./api/... ./certs/... ./tlsconf/... ./everest/... ./metrics/...
 
 .PHONY: all build test vet demo bench clean
 

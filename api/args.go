@@ -19,6 +19,10 @@ type ArgError struct {
 	Reason  string
 }
 
+// BadArgument names the wrong argument; "" when the argument object as a whole is wrong. It
+// lets a transport classify the error without knowing this type.
+func (e *ArgError) BadArgument() string { return e.Arg }
+
 func (e *ArgError) Error() string {
 	if e.Arg == "" {
 		return fmt.Sprintf("%s: %s", e.Command, e.Reason)

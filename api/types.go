@@ -3,7 +3,10 @@
 // name and its JSON arguments onto the store and returns the JSON result.
 //
 // Transports (the EVerest module wire, the standalone MQTT service, `evsesec call`) all go through
-// one Dispatcher, so they cannot disagree. api imports store and certs; it knows no transport.
+// one Dispatcher, so they cannot disagree. Around it: the interface's history (iface.go: what
+// each everest-core release's callers send and expect), the one mapping of store events onto the
+// certificate_store_update variable (StoreUpdateFor), and the mapping of an EVerest module config
+// onto the store's config (StoreConfig). api imports store and certs; it knows no transport.
 package api
 
 import (
@@ -56,6 +59,16 @@ type CertificateStoreUpdate struct {
 	Operation           CertificateStoreUpdateOperation `json:"operation"`
 	LeafCertificateType LeafCertificateType             `json:"leaf_certificate_type,omitempty"`
 	CaCertificateType   CaCertificateType               `json:"ca_certificate_type,omitempty"`
+}
+
+// StoreUpdateFor is the one mapping of store events onto the certificate_store_update variable:
+// the payload to publish for event e, and whether e is published at all. Only events with an
+// operation are (install, delete, and the store's own events the interface can express).
+func StoreUpdateFor(e store.Event) (CertificateStoreUpdate, bool) {
+	if e.Operation == "" {
+		return CertificateStoreUpdate{}, false
+	}
+	return StoreUpdateOf(e), true
 }
 
 // StoreUpdateOf converts a store event into the variable's payload.

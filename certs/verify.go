@@ -100,16 +100,19 @@ func Verify(leaf *x509.Certificate, opts VerifyOptions) ([]*x509.Certificate, er
 	if trusted == nil {
 		trusted = NewPool()
 	}
-	// Checked before any path building, as the reference does: an expired leaf is Expired
-	// whatever the store holds.
+	// The order of the checks is the meaning of the reasons: with no trust material at all
+	// there is nothing to trust the chain with (IssuerNotFound, as the reference answers for an
+	// empty trusted set, whatever the dates); then dates (the leaf's before any path is built,
+	// as the reference does, so an expired leaf is Expired whatever else is wrong); then the
+	// rest.
+	if trusted.Len() == 0 {
+		return nil, &VerifyError{ReasonIssuerNotFound, leaf, "no trust anchor installed for the requested domains"}
+	}
 	if now.After(leaf.NotAfter) {
 		return nil, &VerifyError{ReasonExpired, leaf, "certificate expired on " + leaf.NotAfter.UTC().Format(time.RFC3339)}
 	}
 	if now.Before(leaf.NotBefore) && !opts.AllowFutureLeaf {
 		return nil, &VerifyError{ReasonExpired, leaf, "certificate is not valid before " + leaf.NotBefore.UTC().Format(time.RFC3339)}
-	}
-	if trusted.Len() == 0 {
-		return nil, &VerifyError{ReasonIssuerNotFound, leaf, "no trust anchor installed for the requested domains"}
 	}
 	if !trusted.Contains(leaf) && IsSelfSigned(leaf) {
 		return nil, &VerifyError{ReasonUnknown, leaf, "self-signed certificate is not a trusted anchor"}
@@ -240,10 +243,29 @@ func inPath(path []*x509.Certificate, fp Fingerprint) bool {
 	return false
 }
 
-// check applies the rules OpenSSL applies to a built chain (reference §10.4), plus validity of
-// every certificate at the verification time.
+// check applies to a built chain the validity of every certificate at the verification time and
+// then the rules OpenSSL applies (reference §10.4): dates before the rest, so an expired sub-CA
+// that also breaks a rule is Expired.
 func (s *pathSearch) check(path []*x509.Certificate) *VerifyError {
 	leaf := path[0]
+	for i, c := range path {
+		if s.now.After(c.NotAfter) {
+			return &VerifyError{ReasonExpired, c, "certificate expired on " + c.NotAfter.UTC().Format(time.RFC3339)}
+		}
+		start := s.now
+		if i > 0 && s.future {
+			start = leaf.NotBefore
+			if start.After(c.NotAfter) {
+				// The CA is gone before the leaf starts: the leaf can never verify.
+				return &VerifyError{ReasonExpired, c, "certificate expires on " + c.NotAfter.UTC().Format(time.RFC3339) + ", before the leaf becomes valid"}
+			}
+		} else if i == 0 && s.future {
+			continue
+		}
+		if start.Before(c.NotBefore) {
+			return &VerifyError{ReasonExpired, c, "certificate is not valid before " + c.NotBefore.UTC().Format(time.RFC3339)}
+		}
+	}
 	for _, c := range path {
 		if len(c.UnhandledCriticalExtensions) > 0 {
 			return &VerifyError{ReasonUnknown, c, fmt.Sprintf("unhandled critical extension %v", c.UnhandledCriticalExtensions[0])}
@@ -265,24 +287,6 @@ func (s *pathSearch) check(path []*x509.Certificate) *VerifyError {
 		}
 		if c.BasicConstraintsValid && c.MaxPathLen >= 0 && i-1 > c.MaxPathLen {
 			return &VerifyError{ReasonUnknown, c, fmt.Sprintf("path length constraint %d exceeded", c.MaxPathLen)}
-		}
-	}
-	for i, c := range path {
-		if s.now.After(c.NotAfter) {
-			return &VerifyError{ReasonExpired, c, "certificate expired on " + c.NotAfter.UTC().Format(time.RFC3339)}
-		}
-		start := s.now
-		if i > 0 && s.future {
-			start = leaf.NotBefore
-			if start.After(c.NotAfter) {
-				// The CA is gone before the leaf starts: the leaf can never verify.
-				return &VerifyError{ReasonExpired, c, "certificate expires on " + c.NotAfter.UTC().Format(time.RFC3339) + ", before the leaf becomes valid"}
-			}
-		} else if i == 0 && s.future {
-			continue
-		}
-		if start.Before(c.NotBefore) {
-			return &VerifyError{ReasonExpired, c, "certificate is not valid before " + c.NotBefore.UTC().Format(time.RFC3339)}
 		}
 	}
 	return nil

@@ -95,7 +95,9 @@ func TestVerifyReasons(t *testing.T) {
 		{"nothing trusted", leaf.Cert, nil, cs(sub), false, 0, ReasonIssuerNotFound, nil},
 		{"caller's own root is dropped", rogueLeaf.Cert, cs(root), cs(rogue), false, 0, ReasonIssuerNotFound, nil},
 		{"expired leaf", expiredLeaf.Cert, cs(root), cs(sub), false, 0, ReasonExpired, nil},
-		{"expired leaf, nothing trusted", expiredLeaf.Cert, nil, nil, false, 0, ReasonExpired, nil},
+		// Nothing to trust it with comes before its dates (as the reference: empty trusted set).
+		{"expired leaf, nothing trusted", expiredLeaf.Cert, nil, nil, false, 0, ReasonIssuerNotFound, nil},
+		{"future leaf, nothing trusted", futureLeaf.Cert, nil, nil, false, 0, ReasonIssuerNotFound, nil},
 		{"future leaf", futureLeaf.Cert, cs(root), cs(sub), false, 0, ReasonExpired, nil},
 		{"future leaf allowed", futureLeaf.Cert, cs(root), cs(sub), true, 0, ReasonValid, []*testpki.Issued{futureLeaf, sub, root}},
 		// VerifyOptions.AllowFutureLeaf: the CAs must be valid when the leaf starts.

@@ -23,15 +23,19 @@ type CallerOptions struct {
 	ConnectTimeout time.Duration
 	// Logger receives connection diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Wire is the wire the provider speaks; nil means V025.
+	Wire Wire
 }
 
-// Caller calls the commands of a module over the EVerest wire, the way another module does: a Cmd
-// to the command's topic, the CmdResult on <cmd topic>/response/<origin>, matched by id. It is
-// safe for concurrent use.
+// Caller calls the commands of a module over the EVerest wire, the way another module does: on
+// v0.25 a Cmd to the command's topic and the CmdResult on <cmd topic>/response/<origin>, on the
+// older wires call and result on the implementation's one cmd topic; the result is matched by
+// id. It is safe for concurrent use.
 type Caller struct {
 	conn   *conn
 	topics Topics
 	origin string
+	wire   Wire
 
 	mu      sync.Mutex
 	pending map[string]chan CmdResultValues
@@ -46,10 +50,13 @@ func NewCaller(ctx context.Context, opts CallerOptions) (*Caller, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Caller{topics: NewTopics(opts.Prefix, opts.ModuleID, opts.Impl), origin: opts.Origin, pending: map[string]chan CmdResultValues{}}
+	if opts.Wire == nil {
+		opts.Wire = V025
+	}
+	c := &Caller{topics: NewTopics(opts.Prefix, opts.ModuleID, opts.Impl), origin: opts.Origin, wire: opts.Wire, pending: map[string]chan CmdResultValues{}}
 	subscribed := make(chan error, 1)
 	onConnect := func(cn *conn) {
-		err := cn.subscribe(context.Background(), c.topics.CmdResponseSubscription(c.origin), c.onResult)
+		err := cn.subscribe(context.Background(), c.wire.ResultFilter(c.topics, c.origin), c.onResult)
 		select {
 		case subscribed <- err:
 		default:
@@ -75,9 +82,9 @@ func NewCaller(ctx context.Context, opts CallerOptions) (*Caller, error) {
 // Origin is the caller's module id.
 func (c *Caller) Origin() string { return c.origin }
 
-func (c *Caller) onResult(_ string, payload []byte, _ bool) {
-	res, err := DecodeResult(payload)
-	if err != nil {
+func (c *Caller) onResult(topic string, payload []byte, _ bool) {
+	res, ok, err := c.wire.DecodeResult(c.topics, topic, payload)
+	if err != nil || !ok {
 		return
 	}
 	c.mu.Lock()
@@ -97,7 +104,7 @@ func (c *Caller) Call(ctx context.Context, name string, args json.RawMessage) (j
 		return nil, errors.New("arguments are not valid JSON")
 	}
 	id := newUUID()
-	msg, err := EncodeCmd(id, c.origin, args)
+	topic, msg, err := c.wire.Call(c.topics, name, id, c.origin, args)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +117,7 @@ func (c *Caller) Call(ctx context.Context, name string, args json.RawMessage) (j
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}()
-	if err := c.conn.publish(ctx, c.topics.Cmd(name), msg, false); err != nil {
+	if err := c.conn.publish(ctx, topic, msg, false); err != nil {
 		return nil, err
 	}
 	select {

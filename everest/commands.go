@@ -5,12 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/evsesec/evsesec/api"
 )
 
+// ArgumentError is implemented by a Handler's error for arguments that do not fit the
+// interface (the api package's ArgError does): BadArgument names the argument, or is "" when
+// the argument object as a whole is unreadable.
+type ArgumentError interface {
+	error
+	BadArgument() string
+}
+
 // ErrorTypeOf classifies a Handler's error for the caller: a *CmdError keeps its type; an
-// *api.ArgError is a MessageParsingError when the argument object as a whole is unreadable and
+// ArgumentError is a MessageParsingError when the argument object as a whole is unreadable and
 // a SchemaValidationError when an argument is missing, of the wrong type or outside its enum
 // (what the framework's own validation answers); anything else is a HandlerException.
 func ErrorTypeOf(err error) ErrorType {
@@ -18,9 +24,9 @@ func ErrorTypeOf(err error) ErrorType {
 	if errors.As(err, &ce) {
 		return ce.Type
 	}
-	var ae *api.ArgError
+	var ae ArgumentError
 	if errors.As(err, &ae) {
-		if ae.Arg == "" {
+		if ae.BadArgument() == "" {
 			return MessageParsingError
 		}
 		return SchemaValidationError
@@ -40,7 +46,11 @@ func cmdErrorOf(err error) *CmdError {
 // onCmd receives a command. Each call runs in its own goroutine, so the MQTT client's delivery
 // goroutine never waits for a command.
 func (r *Runner) onCmd(topic string, payload []byte, retained bool) {
-	name, ok := r.topics.CmdName(topic)
+	w := r.Wire()
+	if w == nil {
+		return // not subscribed before the wire is known
+	}
+	name, cmd, ok, derr := w.DecodeCall(r.topics, topic, payload)
 	if !ok {
 		return
 	}
@@ -53,26 +63,24 @@ func (r *Runner) onCmd(topic string, payload []byte, retained bool) {
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()
-		if cmd, err := DecodeCmd(payload); err == nil {
+		if derr == nil {
 			r.replyAsync(name, cmd, &CmdError{Type: Shutdown, Message: "evse_security is shutting down"})
 		}
 		return
 	}
 	r.calls.Add(1)
 	r.mu.Unlock()
-	payload = append([]byte(nil), payload...)
 	go func() {
 		defer r.calls.Done()
-		r.serveCmd(name, payload)
+		r.serveCmd(name, cmd, derr)
 	}()
 }
 
 // serveCmd runs one call and publishes its result. Every call gets an answer, unless it names no
-// caller to answer to.
-func (r *Runner) serveCmd(name string, payload []byte) {
-	cmd, err := DecodeCmd(payload)
+// caller (or, on the older wires, no command) to answer to.
+func (r *Runner) serveCmd(name string, cmd Cmd, err error) {
 	if err != nil {
-		if cmd.Origin == "" {
+		if cmd.Origin == "" || name == "" {
 			r.log.Warn("cannot answer a command without an origin", "cmd", name, "err", err)
 			return
 		}
@@ -119,26 +127,32 @@ func (r *Runner) call(name string, args json.RawMessage) (result json.RawMessage
 	return res, nil
 }
 
-// encodeReply builds the CmdResult message; an unencodable result becomes a HandlerException.
-func (r *Runner) encodeReply(cmd Cmd, result json.RawMessage, cerr *CmdError) []byte {
-	var msg []byte
-	var err error
-	if cerr != nil {
-		msg, err = EncodeError(cmd.ID, r.topics.ModuleID, cerr)
-	} else {
-		msg, err = EncodeResult(cmd.ID, r.topics.ModuleID, result)
+// encodeReply builds the result message and its topic; an unencodable result becomes a
+// HandlerException. On a wire whose callers cannot read an error result, a failure is answered
+// with the command's fallback result (Options.Fallback): the caller then sees the command fail in
+// its own terms instead of waiting 300 s for an answer that never comes.
+func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) (string, []byte) {
+	w := r.Wire()
+	if cerr != nil && !w.CarriesErrors() {
+		result, cerr = json.RawMessage("null"), nil
+		if r.opts.Fallback != nil {
+			if fb := r.opts.Fallback(name); len(fb) > 0 {
+				result = fb
+			}
+		}
 	}
+	topic, msg, err := w.Result(r.topics, name, cmd, result, cerr)
 	if err != nil {
-		msg, _ = EncodeError(cmd.ID, r.topics.ModuleID, &CmdError{Type: HandlerException, Message: err.Error()})
+		topic, msg, _ = w.Result(r.topics, name, cmd, nil, &CmdError{Type: HandlerException, Message: err.Error()})
 	}
-	return msg
+	return topic, msg
 }
 
 // reply publishes the result to the caller and waits for the broker to take it.
 func (r *Runner) reply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) {
 	c := r.conn.Load()
-	msg := r.encodeReply(cmd, result, cerr)
-	if err := c.publish(r.callCtx, r.topics.CmdResponse(name, cmd.Origin), msg, false); err != nil {
+	topic, msg := r.encodeReply(name, cmd, result, cerr)
+	if err := c.publish(r.callCtx, topic, msg, false); err != nil {
 		r.log.Warn("could not send a command result", "cmd", name, "origin", cmd.Origin, "id", cmd.ID, "err", err)
 	}
 }
@@ -146,9 +160,7 @@ func (r *Runner) reply(name string, cmd Cmd, result json.RawMessage, cerr *CmdEr
 // replyAsync publishes without waiting (inside a message callback).
 func (r *Runner) replyAsync(name string, cmd Cmd, cerr *CmdError) {
 	if c := r.conn.Load(); c != nil {
-		c.publishAsync(r.topics.CmdResponse(name, cmd.Origin), r.encodeReply(cmd, nil, cerr))
+		topic, msg := r.encodeReply(name, cmd, nil, cerr)
+		c.publishAsync(topic, msg)
 	}
 }
-
-// compile-time check: the dispatcher is a Handler.
-var _ Handler = (*api.Dispatcher)(nil)

@@ -96,13 +96,22 @@ func startModule(t *testing.T, url string, o moduleOptions) *module {
 // published as certificate_store_update, and its maintenance loop until the runner stops.
 func openStore(r *everest.Runner) everest.SetupFunc {
 	return func(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
-		cfg, _ := mc.StoreConfig()
-		st, err := store.Open(cfg, store.Options{OnEvent: r.PublishStoreEvent, Logger: testLogger()})
+		cfg, _ := api.StoreConfig(mc.Params, mc.EtcDir)
+		st, err := store.Open(cfg, store.Options{OnEvent: storeEvents(r), Logger: testLogger()})
 		if err != nil {
 			return nil, err
 		}
 		go st.Maintain(ctx)
 		return api.NewDispatcher(st), nil
+	}
+}
+
+// storeEvents publishes the store's events as certificate_store_update, as the binary does.
+func storeEvents(r *everest.Runner) func(store.Event) {
+	return func(e store.Event) {
+		if u, ok := api.StoreUpdateFor(e); ok {
+			_ = r.PublishVar(everest.StoreUpdateVar, u)
+		}
 	}
 }
 

@@ -89,22 +89,68 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	})
 }
 
-// FuzzParseConfigResponse feeds the manager's config response arbitrary payloads, and maps what
-// parses onto the store's config: nothing panics, and the mapping never yields a config that
-// fails silently (it either validates or says why in its warnings).
+// FuzzParseConfigResponse feeds the manager's config answer of every generation arbitrary
+// payloads: nothing panics. (The mapping onto the store's config lives in cmd/evsesec now.)
 func FuzzParseConfigResponse(f *testing.F) {
 	fuzzWireSeeds(f)
 	f.Add([]byte(`{"msg_type":"GetConfigResponse","data":{"response":{"data":{"module_config":{"module_id":"evse_security","configuration_parameters":{"!module":{"private_key_password":"x","max_fs_usage_bytes":-1,"csr_expiry":"1h"}}}}}}}`))
 	f.Add([]byte(`{"msg_type":"GetConfigResponse","data":{"response":{"data":{"module_config":{"configuration_parameters":{"!module":[{"name":"v2g_ca_bundle","value":7}]}}}}}}`))
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		etcDirOfSettings(payload)
-		mc, err := ParseConfigResponse(payload)
-		if err != nil {
-			return
+		shapeOf(payload)
+		for _, w := range Wires() {
+			if mc, err := w.ParseConfig(NewTopics("", "", ""), payload); err == nil && mc.Params == nil {
+				t.Errorf("%s: parsed config without parameters", w.Name())
+			}
 		}
-		if mc.EtcDir == "" {
-			mc.EtcDir = t.TempDir()
+	})
+}
+
+// FuzzLegacyWire feeds the decoders of the older wires arbitrary payloads on their shared
+// topics: none panics, and a call that decodes encodes back (as a caller writes it) to a
+// message that decodes to the same call.
+func FuzzLegacyWire(f *testing.F) {
+	for _, dir := range []string{"v0.24", "v0.21", "v0.20", "v0.19"} {
+		files, _ := filepath.Glob(filepath.Join("testdata", "generations", dir, "*.json"))
+		for _, p := range files {
+			if b, err := os.ReadFile(p); err == nil {
+				f.Add(b)
+			}
 		}
-		mc.StoreConfig()
+	}
+	f.Add([]byte(`{"data":{"args":null,"id":7,"origin":"x"},"name":"n","type":"call"}`))
+	f.Add([]byte(`{"data":{"error":{"event":"Nope"},"id":"1","origin":"m"},"name":"n","type":"result"}`))
+	tp := NewTopics("", "", "")
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		for _, w := range []Wire{V022, V019, V017} {
+			name, c, ok, err := w.DecodeCall(tp, tp.CmdShared(), payload)
+			if ok && err == nil {
+				if name == "" || c.Origin == "" {
+					t.Fatalf("%s: decoded a call without a name or origin", w.Name())
+				}
+				_, msg, err := w.Call(tp, name, c.ID, c.Origin, c.Args)
+				if err != nil {
+					if len(c.Args) == 0 || json.Valid(c.Args) {
+						t.Fatalf("%s: a decoded call does not encode: %v", w.Name(), err)
+					}
+					continue
+				}
+				n2, c2, ok2, err2 := w.DecodeCall(tp, tp.CmdShared(), msg)
+				if !ok2 || err2 != nil || n2 != name || c2.ID != c.ID || c2.Origin != c.Origin || (len(c.Args) > 0 && !fuzzSameJSON(c2.Args, c.Args)) {
+					t.Fatalf("%s: round trip: %q %+v became %q %+v (%v)", w.Name(), name, c, n2, c2, err2)
+				}
+			}
+			if r, ok, err := w.DecodeResult(tp, tp.CmdShared(), payload); ok && err == nil && r.Error == nil && len(r.Retval) > 0 {
+				if _, msg, err := w.Result(tp, "n", Cmd{ID: r.ID}, r.Retval, nil); err == nil {
+					again, _, err := w.DecodeResult(tp, tp.CmdShared(), msg)
+					if err != nil || again.ID != r.ID || !fuzzSameJSON(again.Retval, r.Retval) {
+						t.Fatalf("%s: round trip of a result: %+v became %+v (%v)", w.Name(), r, again, err)
+					}
+				}
+			}
+			w.DecodeVar(tp, StoreUpdateVar, tp.VarShared(), payload)
+			w.ParseConfig(tp, payload)
+			w.IsGlobalReady(payload)
+		}
 	})
 }

@@ -47,6 +47,8 @@ type connOptions struct {
 	// subscriptions are (re)made, since a clean session loses them with the connection.
 	onConnect func(*conn)
 	log       *slog.Logger
+	// onLost, when set, is called with false when the connection is lost.
+	onLost func(connected bool)
 }
 
 // dial connects once and returns the connection, or the reason it failed.
@@ -75,6 +77,9 @@ func dial(ctx context.Context, o connOptions) (*conn, error) {
 		SetCustomOpenConnectionFn(openLimited). // bounds the packets paho reads
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("lost the MQTT broker; reconnecting", "broker", o.broker.String(), "err", err)
+			if o.onLost != nil {
+				o.onLost(false)
+			}
 		}).
 		SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
 			log.Debug("reconnecting to the MQTT broker", "broker", o.broker.String())

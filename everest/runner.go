@@ -9,14 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/evsesec/evsesec/api"
-	"github.com/evsesec/evsesec/store"
 )
 
 // Handler runs one command: its name and JSON argument object in, its JSON result out (nil or
 // JSON null for commands without a result). It is called from several goroutines at once. An
-// error becomes the framework's error reply (see ErrorTypeOf). *api.Dispatcher is a Handler.
+// error becomes the framework's error reply (see ErrorTypeOf). The api package's Dispatcher is a
+// Handler.
 type Handler interface {
 	Call(ctx context.Context, name string, args json.RawMessage) (json.RawMessage, error)
 }
@@ -65,6 +63,25 @@ type Options struct {
 	ReconnectInterval time.Duration
 	// ShutdownGrace is how long running calls may finish after the context ends (default 5 s).
 	ShutdownGrace time.Duration
+	// OnConnection, when set, is told of every connection (true) and every lost connection
+	// (false) to the broker (metrics). It is called from the MQTT client and must not block.
+	OnConnection func(connected bool)
+
+	// Wire is the wire to speak (a name WireByName takes). Empty means v0.25, the current
+	// framework's; "auto" finds out what the manager speaks from its retained topics and its
+	// answer to the config request (see detect.go) before anything that differs between the
+	// generations is sent.
+	Wire string
+	// WireReason says why Wire was chosen (for the log), e.g. "the manager's command line".
+	WireReason string
+	// FileConfig is the module config for a wire whose manager sends none over MQTT (v0.17 and
+	// v0.18: the module reads the config file, see ReadConfigFile). Module mode needs it on
+	// that wire.
+	FileConfig *ModuleConfig
+	// Fallback returns the result a failed call of command name is answered with on a wire
+	// whose callers cannot receive an error result (v0.17 to v0.21): a value of the command's
+	// result type that means failure. nil answers JSON null.
+	Fallback func(name string) json.RawMessage
 }
 
 // Runner serves one module implementation on the EVerest wire. A Runner is used once: either
@@ -73,6 +90,9 @@ type Runner struct {
 	opts   Options
 	topics Topics
 	log    *slog.Logger
+	// wire is the wire spoken; nil until the detection has decided (Options.Wire "auto").
+	wire atomic.Pointer[Wire]
+	hint *retainedHints
 
 	conn atomic.Pointer[conn]
 
@@ -92,11 +112,15 @@ type Runner struct {
 	fetchConfig    bool
 	subscribed     chan struct{}
 	subscribedOnce sync.Once
-	configCh       chan []byte
+	configCh       chan configAnswer
+	probeCh        chan struct{}
 	etcDir         atomic.Pointer[string] // from the manager's retained settings
 	readySent      atomic.Bool
 	readyCh        chan struct{}
 	globalReady    atomic.Bool
+	cmdsSubscribed atomic.Bool
+	moduleNameSeen atomic.Pointer[string]
+	ifaceDef       atomic.Pointer[json.RawMessage] // the manager's evse_security definition
 	started        atomic.Bool
 }
 
@@ -121,16 +145,39 @@ func NewRunner(opts Options) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{
+	r := &Runner{
 		opts:       opts,
 		topics:     NewTopics(opts.Prefix, opts.ModuleID, opts.Impl),
 		log:        log,
 		handlerSet: make(chan struct{}),
 		sem:        make(chan struct{}, opts.MaxConcurrentCalls),
 		subscribed: make(chan struct{}),
-		configCh:   make(chan []byte, 1),
+		configCh:   make(chan configAnswer, 4),
+		probeCh:    make(chan struct{}, 1),
+		hint:       newRetainedHints(),
 		readyCh:    make(chan struct{}),
 	}
+	if opts.Wire == "" {
+		r.setWire(V025)
+	} else if w, err := WireByName(opts.Wire); err == nil && w != nil {
+		r.setWire(w)
+	} else if err != nil {
+		// A name the command line has already checked; fall back to finding out, which never
+		// sends a message of the wrong generation.
+		log.Warn("unknown EVerest wire; finding out which one the manager speaks", "wire", opts.Wire)
+	}
+	return r
+}
+
+// setWire fixes the wire spoken from now on.
+func (r *Runner) setWire(w Wire) { r.wire.Store(&w) }
+
+// Wire is the wire spoken; nil while it is still being found out.
+func (r *Runner) Wire() Wire {
+	if p := r.wire.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Topics returns the runner's topic layout.
@@ -185,25 +232,42 @@ func (r *Runner) run(ctx context.Context, fetch bool, setup SetupFunc, h Handler
 	case <-ctx.Done():
 		return nil
 	}
-	if fetch {
+	if fetch || r.Wire() == nil {
+		// Serve with "auto" asks too: the answer tells the wire; its config is not used.
 		mc, ok := r.awaitConfig(ctx, c)
 		if !ok {
 			return nil
 		}
-		h, err = setup(ctx, mc)
-		if err != nil {
-			r.log.Error("the store cannot be opened; every command will be answered with this error", "err", err)
-			h = failingHandler{err: err}
+		if fetch {
+			h, err = setup(ctx, mc)
+			if err != nil {
+				r.log.Error("the store cannot be opened; every command will be answered with this error", "err", err)
+				h = failingHandler{err: err}
+			}
 		}
 	}
 	r.handler = h
 	close(r.handlerSet)
+	if !r.cmdsSubscribed.Load() {
+		// The wire was found out after the connection was made: subscribe its commands now. If
+		// the connection is lost meanwhile, the next one subscribes them (the wire is known).
+		if r.subscribe(r.conn.Load(), r.Wire().CmdFilter(r.topics), r.onCmd) {
+			r.cmdsSubscribed.Store(true)
+		} else if ctx.Err() != nil {
+			return nil
+		}
+	}
+	if topic, msg := r.Wire().Metadata(r.topics, r.moduleName()); topic != "" {
+		if err := c.publish(ctx, topic, msg, false); err != nil {
+			r.log.Warn("could not publish the module metadata", "err", err)
+		}
+	}
 
 	r.readySent.Store(true)
 	if err := r.publishReady(ctx, c); err != nil {
 		r.log.Warn("could not report ready; will again after reconnecting", "err", err)
 	} else {
-		r.log.Info("ready", "commands", r.topics.CmdSubscription())
+		r.log.Info("ready", "commands", r.Wire().CmdFilter(r.topics), "wire", r.Wire().Name())
 	}
 	close(r.readyCh)
 	<-ctx.Done()
@@ -220,6 +284,7 @@ func (r *Runner) connect(ctx context.Context) (*conn, error) {
 			connectTimeout: r.opts.ConnectTimeout,
 			reconnectMax:   r.opts.ReconnectInterval,
 			onConnect:      r.onConnect,
+			onLost:         r.opts.OnConnection,
 			log:            r.log,
 		})
 		if err == nil {
@@ -240,6 +305,9 @@ func (r *Runner) connect(ctx context.Context) (*conn, error) {
 // onConnect runs after every (re)connection: the session is clean, so every subscription is made
 // again, and after a reconnection the module reports ready again.
 func (r *Runner) onConnect(c *conn) {
+	if f := r.opts.OnConnection; f != nil {
+		f(true)
+	}
 	r.mu.Lock()
 	if r.closing {
 		r.mu.Unlock()
@@ -255,30 +323,35 @@ func (r *Runner) onConnect(c *conn) {
 		cb     func(topic string, payload []byte, retained bool)
 	}
 	var subs []sub
-	if r.fetchConfig {
-		subs = append(subs, sub{r.topics.Settings(), r.onSettings}, sub{r.topics.ConfigResponse(), r.onConfigResponse})
+	w := r.Wire()
+	detecting := w == nil
+	if r.fetchConfig || detecting {
+		subs = append(subs, sub{r.topics.Settings(), r.onSettings})
+		for _, t := range r.configResponseTopics() {
+			subs = append(subs, sub{t, r.onConfigResponse})
+		}
+	}
+	if w != nil {
+		subs = append(subs, sub{w.CmdFilter(r.topics), r.onCmd})
 	}
 	subs = append(subs,
-		sub{r.topics.CmdSubscription(), r.onCmd},
 		sub{r.topics.GlobalReady(), r.onGlobalReady},
 		sub{r.topics.ModuleNames(), r.onModuleNames},
 	)
+	if r.fetchConfig {
+		subs = append(subs, sub{r.topics.InterfaceDefinition(InterfaceName), r.onInterfaceDefinition})
+	}
+	if detecting {
+		subs = append(subs, sub{r.topics.ModuleProvides(), r.onModuleProvides}, sub{r.topics.Interfaces(), r.onInterfaces},
+			sub{r.probeTopic(), r.onProbe})
+	}
 	for _, s := range subs {
-		for {
-			err := c.subscribe(r.ctx, s.filter, s.cb)
-			if err == nil {
-				break
-			}
-			if r.ctx.Err() != nil || !c.connected() {
-				return // shutting down, or the next reconnection subscribes again
-			}
-			r.log.Warn("subscription failed; retrying", "err", err)
-			select {
-			case <-r.ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
+		if !r.subscribe(c, s.filter, s.cb) {
+			return // shutting down, or the next reconnection subscribes again
 		}
+	}
+	if w != nil {
+		r.cmdsSubscribed.Store(true)
 	}
 	r.subscribedOnce.Do(func() { close(r.subscribed) })
 	if r.readySent.Load() {
@@ -289,15 +362,53 @@ func (r *Runner) onConnect(c *conn) {
 	}
 }
 
-// awaitConfig asks the manager for the module config until it answers or ctx ends.
+// subscribe subscribes filter, retrying until it succeeds; false when the run ends or the
+// connection is lost (the next connection subscribes again).
+func (r *Runner) subscribe(c *conn, filter string, cb func(string, []byte, bool)) bool {
+	for {
+		err := c.subscribe(r.ctx, filter, cb)
+		if err == nil {
+			return true
+		}
+		if r.ctx.Err() != nil || !c.connected() {
+			return false
+		}
+		r.log.Warn("subscription failed; retrying", "err", err)
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// awaitConfig asks the manager for the module config until it answers or ctx ends. While the
+// wire is not known yet, it asks in every form the evidence allows and takes the wire from the
+// answer (detect.go).
 func (r *Runner) awaitConfig(ctx context.Context, c *conn) (ModuleConfig, bool) {
-	req, err := EncodeGetConfig(r.topics.ModuleID)
-	if err != nil {
-		panic(err) // a constant message
+	if w := r.Wire(); w != nil {
+		if topic, _, _ := w.ConfigRequest(r.topics); topic == "" {
+			if r.opts.FileConfig == nil {
+				r.log.Error("this EVerest wire has no config over MQTT, and no config file was read; using the defaults", "wire", w.Name())
+				return ModuleConfig{ModuleID: r.topics.ModuleID, Params: map[string]json.RawMessage{}, EtcDir: EtcDirOf(r.opts.InstallPrefix), Wire: w.Name()}, true
+			}
+			mc := *r.opts.FileConfig
+			if mc.ModuleName != "" {
+				name := mc.ModuleName
+				r.moduleNameSeen.Store(&name)
+			}
+			r.log.Info("config read from the EVerest config file", "parameters", len(mc.Params), "etc_dir", mc.EtcDir)
+			return mc, true
+		}
+	} else {
+		r.awaitRetained(ctx)
 	}
 	for attempt := 1; ; attempt++ {
-		if err := c.publish(ctx, r.topics.ConfigRequest(), req, false); err != nil && ctx.Err() == nil {
-			r.log.Warn("could not ask the manager for the config", "err", err)
+		for _, w := range r.askWith() {
+			topic, req, _ := w.ConfigRequest(r.topics)
+			if err := c.publish(ctx, topic, req, false); err != nil && ctx.Err() == nil {
+				r.log.Warn("could not ask the manager for the config", "err", err)
+			}
 		}
 		if mc, ok := r.nextConfig(ctx, attempt); ok {
 			return mc, true
@@ -320,11 +431,32 @@ func (r *Runner) nextConfig(ctx context.Context, attempt int) (ModuleConfig, boo
 		case <-timer.C:
 			r.log.Warn("no config from the manager yet; asking again", "attempt", attempt, "after", r.opts.ConfigRetry)
 			return ModuleConfig{}, false
-		case payload := <-r.configCh:
-			mc, err := ParseConfigResponse(payload)
+		case answer := <-r.configCh:
+			w, reason := r.Wire(), r.opts.WireReason
+			if w == nil {
+				w, reason = r.wireOfAnswer(answer)
+				if w == nil {
+					continue
+				}
+			} else if _, _, want := w.ConfigRequest(r.topics); answer.topic != want {
+				continue
+			}
+			mc, err := w.ParseConfig(r.topics, answer.payload)
 			if err != nil {
 				r.log.Error("unusable config from the manager; waiting for another", "err", err)
 				continue
+			}
+			if r.Wire() == nil {
+				r.setWire(w)
+				r.log.Info("EVerest wire chosen", "wire", w.Name(), "releases", w.Releases(), "why", reason)
+			}
+			mc.Wire = w.Name()
+			if def := r.ifaceDef.Load(); def != nil {
+				mc.Interface = *def
+			}
+			if mc.ModuleName != "" {
+				name := mc.ModuleName
+				r.moduleNameSeen.Store(&name)
 			}
 			if d := r.etcDir.Load(); d != nil {
 				mc.EtcDir = *d
@@ -340,14 +472,15 @@ func (r *Runner) nextConfig(ctx context.Context, attempt int) (ModuleConfig, boo
 	}
 }
 
-func (r *Runner) onConfigResponse(_ string, payload []byte, _ bool) {
+func (r *Runner) onConfigResponse(topic string, payload []byte, _ bool) {
 	select {
-	case r.configCh <- append([]byte(nil), payload...):
-	default: // one is already waiting to be read
+	case r.configCh <- configAnswer{topic: topic, payload: append([]byte(nil), payload...)}:
+	default: // enough are already waiting to be read
 	}
 }
 
 func (r *Runner) onSettings(_ string, payload []byte, _ bool) {
+	r.hint.note(payload, &r.hint.settings)
 	if d := etcDirOfSettings(payload); d != "" {
 		r.etcDir.Store(&d)
 	}
@@ -357,29 +490,36 @@ func (r *Runner) onSettings(_ string, payload []byte, _ bool) {
 // already running module must report ready again or the manager waits forever (note §1.9). A copy
 // delivered because we just subscribed is old news; an empty one is the manager clearing it.
 func (r *Runner) onModuleNames(_ string, payload []byte, retained bool) {
+	r.hint.note(payload, &r.hint.moduleNames)
 	if len(payload) == 0 || retained || !r.readySent.Load() {
 		return
 	}
 	r.log.Info("the EVerest manager (re)started; reporting ready again")
 	if c := r.conn.Load(); c != nil {
-		if msg, err := EncodeModuleReady(); err == nil {
-			c.publishAsync(r.topics.ModuleReady(), msg)
-		}
+		c.publishAsync(r.topics.ModuleReady(), r.Wire().ModuleReady())
 	}
 }
 
 func (r *Runner) onGlobalReady(_ string, payload []byte, _ bool) {
-	if ok, err := DecodeBool(payload, MsgGlobalReady); err == nil && ok && r.globalReady.CompareAndSwap(false, true) {
+	w := r.Wire()
+	if w != nil && w.IsGlobalReady(payload) && r.globalReady.CompareAndSwap(false, true) {
 		r.log.Info("EVerest is ready (global ready)")
 	}
 }
 
+// publishReady reports ready in the wire's form. Only called once the wire is known: a ready of
+// the wrong generation takes a v0.24 manager down (its handler reads a bare bool).
 func (r *Runner) publishReady(ctx context.Context, c *conn) error {
-	msg, err := EncodeModuleReady()
-	if err != nil {
-		return err
+	return c.publish(ctx, r.topics.ModuleReady(), r.Wire().ModuleReady(), false)
+}
+
+// moduleName is the module's name for the metadata: the one the manager configured, else the
+// one of argv[0] ("<id>:<Name>"), else EvseSecurity.
+func (r *Runner) moduleName() string {
+	if p := r.moduleNameSeen.Load(); p != nil && *p != "" {
+		return *p
 	}
-	return c.publish(ctx, r.topics.ModuleReady(), msg, false)
+	return "EvseSecurity"
 }
 
 // PublishVar publishes variable name with value (QoS 2, not retained). It does not wait for the
@@ -390,28 +530,20 @@ func (r *Runner) PublishVar(name string, value any) error {
 	if c == nil {
 		return errors.New("not connected")
 	}
-	msg, err := EncodeVar(value)
+	w := r.Wire()
+	if w == nil {
+		return errors.New("the EVerest wire is not known yet")
+	}
+	topic, msg, err := w.Var(r.topics, name, value)
 	if err != nil {
 		return fmt.Errorf("var %s: %w", name, err)
 	}
-	t := c.c.Publish(r.topics.Var(name), QoS, false, msg)
+	t := c.c.Publish(topic, QoS, false, msg)
 	select {
 	case <-t.Done():
 		return t.Error()
 	default:
 		return nil
-	}
-}
-
-// PublishStoreEvent publishes certificate_store_update for a store event that has an operation
-// (install, delete, and the store's own events the interface can express); other events are not
-// published. It has the signature of store.Options.OnEvent.
-func (r *Runner) PublishStoreEvent(e store.Event) {
-	if e.Operation == "" {
-		return
-	}
-	if err := r.PublishVar(StoreUpdateVar, api.StoreUpdateOf(e)); err != nil {
-		r.log.Warn("could not publish certificate_store_update", "kind", e.Kind, "err", err)
 	}
 }
 

@@ -36,7 +36,7 @@ func startService(t *testing.T, opts everest.Options, h everest.Handler) *servic
 	if h == nil {
 		root := filepath.Join(t.TempDir(), "certs")
 		writePKI(t, root)
-		st, err := store.Open(store.DefaultConfig(root), store.Options{OnEvent: s.runner.PublishStoreEvent})
+		st, err := store.Open(store.DefaultConfig(root), store.Options{OnEvent: storeEvents(s.runner)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/evsesec/evsesec/certs"
 	"github.com/evsesec/evsesec/everest"
 	"github.com/evsesec/evsesec/everest/everesttest"
@@ -187,6 +189,24 @@ func runModuleSuite(t *testing.T, url string) {
 		if got := call(t, ocpp, "update_ocsp_cache", map[string]any{"certificate_hash_data": h, "ocsp_response": base64.StdEncoding.EncodeToString([]byte("no ocsp"))}); string(got) != "null" {
 			t.Errorf("got %s", got)
 		}
+		// A response for the CSMS leaf is published nowhere; one for the SECC leaf is published
+		// as a V2G leaf install, the message on which EvseV2G rebuilds its TLS server and reads
+		// the new OCSP file (a deliberate extra over the reference, which publishes nothing).
+		for _, c := range []struct{ leaf, issuer *testpki.Issued }{{p.CSMSLeaf, p.CSMSRoot}, {p.SECCLeaf, p.CPOSubCA2}} {
+			hd, err := certs.ComputeHashData(c.leaf.Cert, c.issuer.Cert, certs.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := ocsp.CreateResponse(c.issuer.Cert, c.issuer.Cert, ocsp.Response{Status: ocsp.Good, SerialNumber: c.leaf.Cert.SerialNumber,
+				ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, c.issuer.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := call(t, ocpp, "update_ocsp_cache", map[string]any{"certificate_hash_data": hd, "ocsp_response": base64.StdEncoding.EncodeToString(der)}); string(got) != "null" {
+				t.Errorf("got %s", got)
+			}
+		}
+		wantVar(t, `{"operation":"Installed","leaf_certificate_type":"V2G"}`)
 	})
 	run("verify_file_signature", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "firmware.bin")

@@ -97,3 +97,38 @@ func (t Topics) CmdName(topic string) (name string, ok bool) {
 func (t Topics) module() string { return t.Prefix + "modules/" + t.ModuleID }
 
 func (t Topics) impl() string { return t.module() + "/impl/" + t.Impl }
+
+// The topics of the older framework generations (v0.17 to v0.24) and the retained topics the
+// detection reads; see wires.go for which generation uses which.
+
+// CmdShared is the one command topic per implementation of framework v0.17 to v0.24, carrying
+// both the calls and the results: P modules/<id>/impl/<impl>/cmd.
+func (t Topics) CmdShared() string { return t.impl() + "/cmd" }
+
+// VarShared is the one variable topic per implementation of framework v0.17 to v0.24:
+// P modules/<id>/impl/<impl>/var.
+func (t Topics) VarShared() string { return t.impl() + "/var" }
+
+// GetConfig is where a module of framework v0.19 to v0.21 asks for its config:
+// P modules/<id>/get_config.
+func (t Topics) GetConfig() string { return t.module() + "/get_config" }
+
+// ModuleConfigTopic is where the manager of framework v0.19 to v0.21 answers:
+// P modules/<id>/config.
+func (t Topics) ModuleConfigTopic() string { return t.module() + "/config" }
+
+// Metadata is where a module says what it provides (informational): P modules/<id>/metadata.
+func (t Topics) Metadata() string { return t.module() + "/metadata" }
+
+// ModuleProvides is a retained topic only the managers of framework v0.19 and v0.20 publish.
+func (t Topics) ModuleProvides() string { return t.Prefix + "module_provides" }
+
+// InterfaceDefinition is the manager's retained definition of interface name (framework v0.19
+// on): P interface_definitions/<name>.
+func (t Topics) InterfaceDefinition(name string) string {
+	return t.Prefix + "interface_definitions/" + name
+}
+
+// Interfaces is the manager's retained list of interface names, the first retained topic every
+// manager from v0.19 on publishes: P interfaces.
+func (t Topics) Interfaces() string { return t.Prefix + "interfaces" }

@@ -54,20 +54,21 @@ func (s *Store) installCA(pemText string, t CAType) (InstallResult, []Event) {
 		s.log.Warn("install_ca_certificate rejected: not a CA certificate", "domain", t, "subject", c.Subject.String())
 		return InstallInvalidFormat, nil
 	}
+	// The checks go in the order of every command that verifies: nothing to anchor the
+	// certificate to, then its dates, then the rest (its signature).
+	v := s.readCAsExact()
+	unsigned := !selfSigned && len(v.all.Issuers(c)) == 0
+	if unsigned && !certs.NamesEqual(c.RawSubject, c.RawIssuer) && !hasNamedIssuer(v.all, c) {
+		s.log.Warn("install_ca_certificate rejected: issuer not installed in any domain", "domain", t, "subject", c.Subject.String(), "issuer", c.Issuer.String())
+		return InstallNoRootCertificate, nil
+	}
 	if s.now().After(c.NotAfter) {
 		s.log.Warn("install_ca_certificate rejected: expired", "domain", t, "subject", c.Subject.String(), "not_after", c.NotAfter)
 		return InstallExpired, nil
 	}
-	v := s.readCAsExact()
-	if !selfSigned {
-		if len(v.all.Issuers(c)) == 0 {
-			if certs.NamesEqual(c.RawSubject, c.RawIssuer) || hasNamedIssuer(v.all, c) {
-				s.log.Warn("install_ca_certificate rejected: signature does not verify", "domain", t, "subject", c.Subject.String())
-				return InstallInvalidSignature, nil
-			}
-			s.log.Warn("install_ca_certificate rejected: issuer not installed in any domain", "domain", t, "subject", c.Subject.String(), "issuer", c.Issuer.String())
-			return InstallNoRootCertificate, nil
-		}
+	if unsigned {
+		s.log.Warn("install_ca_certificate rejected: signature does not verify", "domain", t, "subject", c.Subject.String())
+		return InstallInvalidSignature, nil
 	}
 	b := v.bundles[t]
 	if b.contains(certs.FingerprintOf(c)) {

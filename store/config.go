@@ -47,6 +47,9 @@ type Config struct {
 	// "P-521", "RSA-2048", "RSA-3072").
 	CSMSKeyAlgorithm string `yaml:"csms_key_algorithm"`
 	SECCKeyAlgorithm string `yaml:"secc_key_algorithm"`
+	// SECC20KeyAlgorithm chooses the key of new V2G20 (ISO 15118-20) CSRs: "P-521" (the default
+	// and the only one Go can make; Ed448 is refused with the reason).
+	SECC20KeyAlgorithm string `yaml:"secc20_key_algorithm"`
 	// CSRDNSNames and CSRIPAddresses are put into the subjectAltName of every CSR.
 	CSRDNSNames    []string `yaml:"csr_dns_names"`
 	CSRIPAddresses []string `yaml:"csr_ip_addresses"`
@@ -82,6 +85,17 @@ type Config struct {
 	SECCLeafCertLink string `yaml:"secc_leaf_cert_link"`
 	SECCLeafKeyLink  string `yaml:"secc_leaf_key_link"`
 	CPOCertChainLink string `yaml:"cpo_cert_chain_link"`
+
+	// ExpiryWarningDays and ExpiryCriticalDays are the two expiry thresholds: the maintenance
+	// loop logs a warning once per threshold for each certificate the station depends on (a leaf
+	// in use and the CAs of its chain), `evsesec doctor` reports them and `evsesec check` turns
+	// them into warning and critical. Zero means the default (30 and 7 days).
+	ExpiryWarningDays  int `yaml:"expiry_warning_days"`
+	ExpiryCriticalDays int `yaml:"expiry_critical_days"`
+	// SECCIDs are the ISO15118SeccId values of the station's EVSEs (OCPP 2.0.1), one per EVSE.
+	// Only `evsesec doctor` reads them, to say which EVSE has no SECC leaf of its own and which
+	// share one; selection by SECC-ID is asked for per call (LeafQuery).
+	SECCIDs []string `yaml:"secc_ids"`
 }
 
 // The defaults of the reference (libevse-security's constructor and the module manifest).
@@ -91,6 +105,10 @@ const (
 	DefaultCSRExpiry       = 60 * time.Minute
 	DefaultGCInterval      = 20 * time.Minute
 	DefaultMinKeptLeaves   = 10
+	// DefaultExpiryWarningDays and DefaultExpiryCriticalDays are evsesec's own defaults of the
+	// expiry thresholds (the reference had none).
+	DefaultExpiryWarningDays  = 30
+	DefaultExpiryCriticalDays = 7
 )
 
 // DefaultConfig returns the manifest's defaults with root as CertsRoot: the EVerest default layout
@@ -114,7 +132,25 @@ func DefaultConfig(root string) Config {
 		CSMSKeyAlgorithm: "P-256",
 		SECCKeyAlgorithm: "P-256",
 		SECCLeafProfile:  "iso15118-2",
+
+		ExpiryWarningDays:  DefaultExpiryWarningDays,
+		ExpiryCriticalDays: DefaultExpiryCriticalDays,
+		// SECC20KeyAlgorithm is left empty, meaning P-521, so a config written out from the
+		// defaults reads as before.
 	}
+}
+
+// ExpiryThresholds returns the warning and critical expiry thresholds, the defaults where the
+// config leaves them zero.
+func (c Config) ExpiryThresholds() (warning, critical time.Duration) {
+	w, k := c.ExpiryWarningDays, c.ExpiryCriticalDays
+	if w == 0 {
+		w = DefaultExpiryWarningDays
+	}
+	if k == 0 {
+		k = DefaultExpiryCriticalDays
+	}
+	return time.Duration(w) * 24 * time.Hour, time.Duration(k) * 24 * time.Hour
 }
 
 // LoadConfigFile reads a YAML config. Keys left out keep the defaults; an unknown key is an
@@ -170,7 +206,7 @@ func (c Config) LeafDirs(t LeafType) (certDir, keyDir string, ok bool) {
 	switch t {
 	case LeafCSMS:
 		return c.Resolve(c.CSMSLeafCertDir), c.Resolve(c.CSMSLeafKeyDir), true
-	case LeafV2G:
+	case LeafV2G, LeafV2G20:
 		return c.Resolve(c.SECCLeafCertDir), c.Resolve(c.SECCLeafKeyDir), true
 	}
 	return "", "", false
@@ -216,7 +252,13 @@ func (c Config) Validate() error {
 	// The ISO 15118-2 profile only admits P-256 SECC keys: any other CSR key would yield a
 	// certificate that can never install.
 	if alg, _ := keys.ParseAlgorithm(c.SECCKeyAlgorithm); c.SECCLeafProfile == "iso15118-2" && c.SECCKeyAlgorithm != "" && alg != keys.P256 {
-		return fmt.Errorf("config: secc_key_algorithm %q conflicts with secc_leaf_profile iso15118-2, which requires P-256 (set secc_leaf_profile: none for ISO 15118-20 keys)", c.SECCKeyAlgorithm)
+		return fmt.Errorf("config: secc_key_algorithm %q conflicts with secc_leaf_profile iso15118-2, which requires P-256 (ISO 15118-20 keys: ask for a V2G20 CSR, whose key is secc20_key_algorithm)", c.SECCKeyAlgorithm)
+	}
+	if err := checkSECC20KeyAlgorithm(c.SECC20KeyAlgorithm); err != nil {
+		return err
+	}
+	if err := checkSECCIDs(c.SECCIDs); err != nil {
+		return err
 	}
 	for name, v := range map[string]string{"csms_key_backend": c.CSMSKeyBackend, "secc_key_backend": c.SECCKeyBackend} {
 		if _, err := keys.ParseKind(v); err != nil {
@@ -225,6 +267,13 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStoreBytes < 0 || c.MaxStoreEntries < 0 || c.MinKeptLeaves < 0 || c.CSRExpiry < 0 || c.GCInterval < 0 {
 		return errors.New("config: limits must not be negative")
+	}
+	if c.ExpiryWarningDays < 0 || c.ExpiryCriticalDays < 0 {
+		return errors.New("config: expiry_warning_days and expiry_critical_days must not be negative")
+	}
+	// A critical threshold beyond the warning one would make every warning critical at once.
+	if w, k := c.ExpiryThresholds(); k > w {
+		return fmt.Errorf("config: expiry_critical_days (%d) must not exceed expiry_warning_days (%d)", int(k.Hours()/24), int(w.Hours()/24))
 	}
 	return nil
 }

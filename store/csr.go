@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/evsesec/evsesec/certs"
 	"github.com/evsesec/evsesec/keys"
 )
 
@@ -78,8 +79,11 @@ func (s *Store) forgetPending(path string) { s.pending.remove(path) }
 const maxSubjectField = 64
 
 // GenerateCSR makes a key for a leaf of type lt and returns a PKCS#10 CSR signed with it. The
-// subject is C (PrintableString), O and CN (UTF8String) and, for V2G, DC=CPO (IA5String, ISO
-// 15118-2); the key algorithm is the one configured for the type; the config's DNS names and IP
+// subject is C (PrintableString), O and CN (UTF8String) and, for the SECC types, the DC of the
+// type's profile (IA5String): DC=CPO for V2G (ISO 15118-2), DC=CSO for V2G20 (ISO 15118-20, whose
+// key usage is digitalSignature alone); the key algorithm is the one configured for the type
+// (secc20_key_algorithm, P-521, for V2G20; Go cannot make Ed448 keys, so that setting is refused
+// at Open and, should it get here, answered KeyGenError); the config's DNS names and IP
 // addresses go into subjectAltName. Bad input is rejected, never silently dropped:
 // InvalidRequestedType for MF and MO; GenerationError for a country that is not two letters, an
 // empty or over-long organization or common name; KeyGenError when use_tpm is asked without a TPM
@@ -87,7 +91,7 @@ const maxSubjectField = 64
 // configured) and stays pending until its certificate arrives, CSRExpiry passes, or the CSR is
 // reported failed.
 func (s *Store) GenerateCSR(lt LeafType, country, organization, common string, useTPM bool) CSRResult {
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		s.log.Warn("generate_certificate_signing_request rejected: no CSRs for this type", "type", lt)
 		return CSRResult{Status: CSRInvalidRequestedType}
 	}
@@ -99,9 +103,10 @@ func (s *Store) GenerateCSR(lt LeafType, country, organization, common string, u
 	if useTPM {
 		kind = keys.KindTPM
 	}
-	algName := s.cfg.SECCKeyAlgorithm
-	if lt == LeafCSMS {
-		algName = s.cfg.CSMSKeyAlgorithm
+	algName := s.cfg.csrKeyAlgorithm(lt)
+	if err := checkSECC20KeyAlgorithm(algName); lt == LeafV2G20 && err != nil {
+		s.log.Error("generate_certificate_signing_request: no key for an ISO 15118-20 CSR", "type", lt, "err", err)
+		return CSRResult{Status: CSRKeyGenError}
 	}
 	alg, err := keys.ParseAlgorithm(algName)
 	if err != nil {
@@ -197,8 +202,8 @@ func (s *Store) csrTemplate(lt LeafType, country, organization, common string, a
 		attr(oidOrganization, asn1.TagUTF8String, organization),
 		attr(oidCommonName, asn1.TagUTF8String, common),
 	}
-	if lt == LeafV2G {
-		rdns = append(rdns, attr(oidDomainComponent, asn1.TagIA5String, "CPO"))
+	if p, ok := csrProfile(lt); ok && len(p.DomainComponents) > 0 {
+		rdns = append(rdns, attr(oidDomainComponent, asn1.TagIA5String, p.DomainComponents[0]))
 	}
 	var name []rdnSET
 	for _, r := range rdns {
@@ -213,6 +218,10 @@ func (s *Store) csrTemplate(lt LeafType, country, organization, common string, a
 	ku := asn1.BitString{Bytes: []byte{0x88}, BitLength: 5} // bits 0 and 4
 	if alg == keys.RSA2048 || alg == keys.RSA3072 {
 		ku = asn1.BitString{Bytes: []byte{0xa0}, BitLength: 3} // bits 0 and 2
+	}
+	if lt == LeafV2G20 {
+		// The -20 profile's key usage: TLS 1.3 agrees keys ephemerally, the leaf only signs.
+		ku = keyUsageBits(certs.ISO15118_20SECC.KeyUsage)
 	}
 	kuDER, err := asn1.Marshal(ku)
 	if err != nil {

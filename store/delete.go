@@ -12,7 +12,10 @@ import (
 // A CA certificate is removed from every domain that holds it, together with what it issued in
 // that domain; a certificate that another remaining CA also issued (a cross-signed sub-CA) stays.
 // Only the files holding those certificates are touched, and only those certificates are cut out
-// of them. A station leaf is deleted as a unit (see deleteLeaf). Results: Accepted, NotFound when
+// of them. Station leaves under a deleted CA stay (untrusted, no longer handed out) and stay
+// nameable by their hash data: when their issuer was only in a bundle, it is first kept in a new
+// chain file of the leaf (see keepLeavesNamed). A station leaf is deleted as a unit (see
+// deleteLeaf). Results: Accepted, NotFound when
 // nothing matches, Failed when a write failed or the certificate is the station's current CSMS
 // leaf (OCPP 2.0.1 M04.FR.06).
 func (s *Store) DeleteCertificate(h certs.HashData) DeleteResult {
@@ -29,7 +32,8 @@ func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {
 	v := s.readCAsExact()
 	found, failed := false, false
 	var events []Event
-	done := map[string]bool{} // bundle paths already edited (several domains may share one)
+	drops := map[string]map[certs.Fingerprint]bool{} // per bundle path (several domains may share one)
+	var order []CAType
 	for _, t := range CATypes {
 		b := v.bundles[t]
 		pool := v.domainPool(t)
@@ -44,11 +48,21 @@ func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {
 		}
 		found = true
 		events = append(events, Event{Kind: EventDelete, Operation: OperationDeleted, CAType: t, Path: b.path})
-		if done[b.path] {
+		if drops[b.path] != nil {
 			continue
 		}
-		done[b.path] = true
-		drop := cascade(pool, targets)
+		drops[b.path] = cascade(pool, targets)
+		order = append(order, t)
+	}
+	if !found {
+		return s.deleteLeaf(v, h)
+	}
+	if err := s.keepLeavesNamed(v, drops); err != nil {
+		return DeleteFailed, nil
+	}
+	for _, t := range order {
+		b := v.bundles[t]
+		drop := drops[b.path]
 		edited := false
 		for _, f := range b.files {
 			changed, err := s.removeFromFile(f, drop, b.isDir)
@@ -64,13 +78,10 @@ func (s *Store) deleteCertificate(h certs.HashData) (DeleteResult, []Event) {
 			s.refreshDerived(b.path)
 		}
 	}
-	if found {
-		if failed {
-			return DeleteFailed, nil
-		}
-		return DeleteAccepted, events
+	if failed {
+		return DeleteFailed, nil
 	}
-	return s.deleteLeaf(v, h)
+	return DeleteAccepted, events
 }
 
 // cascade returns the fingerprints to delete: the targets and every certificate of the pool

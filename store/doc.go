@@ -9,5 +9,9 @@
 // file. Files the store did not write are never rewritten or deleted, except to remove a
 // certificate an operator asked to delete.
 //
-// store imports certs and keys; it knows nothing of JSON transports or MQTT.
+// Monitoring reads the store through Health (what a metrics scrape or `evsesec check` needs, under
+// one shared lock) and the maintenance loop's expiry warnings; the metrics package builds on
+// that, the store does not know it.
+//
+// store imports certs and keys; it knows nothing of JSON transports, MQTT or metrics.
 package store

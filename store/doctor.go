@@ -1,10 +1,13 @@
 package store
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/evsesec/evsesec/certs"
 	"github.com/evsesec/evsesec/keys"
@@ -23,7 +26,11 @@ type Finding struct {
 // Diagnose explains the store: missing bundles, files that do not parse, misfiled certificates,
 // leaves without keys, keys without leaves, keys that cannot be decrypted or that others can
 // read, expiring material, leftovers of interrupted writes. It changes nothing.
-func (s *Store) Diagnose() []Finding {
+// With secc_ids configured it also says which EVSE has no SECC leaf of its own and which share
+// one.
+func (s *Store) Diagnose() []Finding { return s.diagnose(s.cfg.SECCIDs) }
+
+func (s *Store) diagnose(seccIDs []string) []Finding {
 	unlock := s.lock.rlock()
 	defer unlock()
 	d := &diagnosis{s: s, v: s.readCAs()}
@@ -35,6 +42,7 @@ func (s *Store) Diagnose() []Finding {
 		d.leaves(ls)
 	}
 	d.keys(sets)
+	d.evses(seccIDs)
 	return d.out
 }
 
@@ -125,7 +133,7 @@ func (d *diagnosis) domain(t CAType) {
 			}
 			if selfSigned || len(pool.Issuers(c)) == 0 {
 				anchors++
-				if c.NotAfter.Sub(now) < DefaultExpiryWarning {
+				if warning, _ := d.s.cfg.ExpiryThresholds(); c.NotAfter.Sub(now) <= warning {
 					d.add("warning", f.path, fmt.Sprintf("trust anchor %s expires on %s", describe(c), c.NotAfter.UTC().Format("2006-01-02")), "install its successor")
 				}
 			}
@@ -169,13 +177,24 @@ func (d *diagnosis) leaves(ls *leafSet) {
 			d.add("warning", e.firstFile().path, fmt.Sprintf("no private key for %s in %s", describe(e.cert), ls.keyDir), "put the key next to it, or install a leaf for a key made by generate_certificate_signing_request")
 		}
 	}
-	sel, st := d.s.selectLeaves(d.v, ls, now, false)
-	switch {
-	case st != InfoAccepted:
-		d.add("warning", ls.certDir, fmt.Sprintf("no usable %s leaf (%s)", ls.lt, st), "generate a CSR and install the signed leaf")
-	case sel[0].e.cert.NotAfter.Sub(now) < DefaultExpiryWarning:
-		d.add("warning", sel[0].e.firstFile().path, fmt.Sprintf("the %s leaf in use expires on %s", ls.lt, sel[0].e.cert.NotAfter.UTC().Format("2006-01-02")), "renew it: generate a CSR and install the signed leaf")
+	for _, lt := range d.s.seccTypesPresent(ls) {
+		d.inUse(d.s.kindLeaves(lt), now)
 	}
+}
+
+// expiring says when c expires if that is within the warning threshold ("" otherwise), and
+// whether it is within the critical one.
+func (d *diagnosis) expiring(c *x509.Certificate, now time.Time) string {
+	warning, critical := d.s.cfg.ExpiryThresholds()
+	left := c.NotAfter.Sub(now)
+	if left > warning {
+		return ""
+	}
+	when := fmt.Sprintf("on %s (%d days left, within the %d-day warning threshold)", c.NotAfter.UTC().Format("2006-01-02"), int(math.Floor(left.Hours()/24)), int(warning.Hours()/24))
+	if left <= critical {
+		when = fmt.Sprintf("on %s (%d days left, within the %d-day critical threshold)", c.NotAfter.UTC().Format("2006-01-02"), int(math.Floor(left.Hours()/24)), int(critical.Hours()/24))
+	}
+	return when
 }
 
 func (d *diagnosis) keys(sets []*leafSet) {

@@ -123,30 +123,6 @@ func FuzzUpdateOCSPCache(f *testing.F) {
 	})
 }
 
-// FuzzParseOCSPResponse feeds the response parser arbitrary DER for the SECC leaf: it never
-// panics, and what it accepts is a response for that certificate.
-func FuzzParseOCSPResponse(f *testing.F) {
-	p := tortureNewPKI(f)
-	now := time.Now()
-	f.Add(tortureOCSP(f, p.SECCLeaf.Cert, p.CPOSubCA2, now, 1))
-	f.Add(tortureOCSP(f, p.CSMSLeaf.Cert, p.CSMSRoot, now, 1))
-	f.Add([]byte{0x30, 0x03, 0x0a, 0x01, 0x01})
-	f.Add([]byte{})
-	f.Add(p.SECCLeaf.Cert.Raw)
-	f.Fuzz(func(t *testing.T, der []byte) {
-		resp, err := parseOCSPResponse(der, p.SECCLeaf.Cert, p.CPOSubCA2.Cert, now)
-		if err != nil {
-			return
-		}
-		if resp == nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(p.SECCLeaf.Cert.SerialNumber) != 0 {
-			t.Fatalf("accepted a response for another serial: %+v", resp)
-		}
-		if checkCertID(resp, p.SECCLeaf.Cert, p.CPOSubCA2.Cert) != nil {
-			t.Fatal("accepted a response whose CertID is not the leaf's")
-		}
-	})
-}
-
 // FuzzCSRFields feeds generate_certificate_signing_request arbitrary subject fields. Bad input
 // is rejected with GenerationError; accepted input comes back in the CSR exactly as given (no
 // field dropped or changed), the CSR is signed by a 0600 key file of the store.

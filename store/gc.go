@@ -1,6 +1,8 @@
 package store
 
 import (
+	"sync"
+
 	"github.com/evsesec/evsesec/certs"
 )
 
@@ -24,7 +26,44 @@ type GCReport struct {
 // ever deleted when no certificate of the store matches it; a key that cannot be read
 // (wrong password, unsupported format) is never deleted (the reference's defect 3).
 func (s *Store) GarbageCollect() GCReport {
-	return write(s, "garbage collection", GCReport{}, s.garbageCollect).nonNil()
+	return write(s, "garbage collection", GCReport{}, func() (GCReport, []Event) {
+		rep, events := s.garbageCollect()
+		s.gcStats.add(rep)
+		return rep, events
+	}).nonNil()
+}
+
+// GCStats are the totals of the garbage collection runs of a store since it was opened: by the
+// maintenance loop, the garbage_collect command and `evsesec gc` alike.
+type GCStats struct {
+	Runs             uint64
+	ExpiredCSRKeys   uint64
+	RemovedLeaves    uint64
+	RemovedOCSP      uint64
+	RemovedTempFiles uint64
+}
+
+// gcCounters holds the GCStats of a store.
+type gcCounters struct {
+	mu sync.Mutex
+	st GCStats
+}
+
+func (c *gcCounters) add(r GCReport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.st.Runs++
+	c.st.ExpiredCSRKeys += uint64(len(r.ExpiredCSRKeys))
+	c.st.RemovedLeaves += uint64(len(r.RemovedLeaves))
+	c.st.RemovedOCSP += uint64(len(r.RemovedOCSP))
+	c.st.RemovedTempFiles += uint64(len(r.RemovedTempFiles))
+}
+
+// GCStats returns the totals of the garbage collection runs since Open.
+func (s *Store) GCStats() GCStats {
+	s.gcStats.mu.Lock()
+	defer s.gcStats.mu.Unlock()
+	return s.gcStats.st
 }
 
 // nonNil gives the report empty lists instead of nil ones, so its JSON (garbage_collect) always
@@ -51,12 +90,13 @@ func (s *Store) garbageCollect() (GCReport, []Event) {
 		}
 	}
 	rep.ExpiredCSRKeys = s.expireCSRKeys(v, sets)
-	rep.RemovedOCSP = s.sweepOCSP(v, sets)
+	var ocspEvents []Event
+	rep.RemovedOCSP, ocspEvents = s.sweepOCSP(v, sets)
 	rep.RemovedTempFiles = s.removeStaleTempFiles()
 	if len(events) > 0 {
 		s.updateLinksLocked()
 	}
-	return rep, events
+	return rep, append(events, ocspEvents...)
 }
 
 // pruneExpiredLeaves deletes, for each leaf type, the expired leaves that are not among its
@@ -80,7 +120,12 @@ func (s *Store) pruneExpiredLeaves(v *caView, sets []*leafSet) ([]string, []Even
 		}
 		seenDir[ls.certDir] = true
 		pool := s.hashPool(v, ls)
-		for i, e := range ls.entries {
+		// The newest MinKeptLeaves are counted per leaf type, so -20 leaves in the SECC
+		// directory never push -2 ones out of the kept set, or the other way round.
+		seen := map[LeafType]int{}
+		for _, e := range ls.entries {
+			i := seen[ls.typeOf(e)]
+			seen[ls.typeOf(e)]++
 			if i < s.cfg.MinKeptLeaves || validityAt(e.cert, now) != expired {
 				continue
 			}
@@ -106,7 +151,7 @@ func (s *Store) pruneExpiredLeaves(v *caView, sets []*leafSet) ([]string, []Even
 			removed = append(removed, f.path)
 		}
 		s.log.Info("garbage collection: removed expired leaf", "type", ls.lt, "leaf", describe(e.cert))
-		events = append(events, Event{Kind: EventGC, Operation: OperationDeleted, LeafType: ls.lt, Path: e.firstFile().path})
+		events = append(events, Event{Kind: EventGC, Operation: OperationDeleted, LeafType: ls.typeOf(e), Path: e.firstFile().path})
 	}
 	return removed, events
 }

@@ -40,6 +40,9 @@ type CertificateRecord struct {
 	KeyLocation string `json:"key_location,omitempty"`
 	// InUse marks the leaf the store hands out now for its type.
 	InUse bool `json:"in_use,omitempty"`
+	// SeccID is the SECC-ID of a SECC leaf (V2G, V2G20): its CN, which OCPP 2.0.1 sets to the
+	// ISO15118SeccId of the EVSE it was issued for.
+	SeccID string `json:"secc_id,omitempty"`
 }
 
 func validityName(v validity) string {
@@ -69,8 +72,11 @@ func newRecord(kind string, c *x509.Certificate, path string, now time.Time) Cer
 func (s *Store) Inventory() []CertificateRecord {
 	unlock := s.lock.rlock()
 	defer unlock()
-	now := s.now()
-	v := s.readCAs()
+	return s.inventory(s.readCAs(), s.now())
+}
+
+// inventory makes the Inventory from a view read under the lock.
+func (s *Store) inventory(v *caView, now time.Time) []CertificateRecord {
 	var out []CertificateRecord
 	for _, t := range CATypes {
 		for _, f := range v.bundles[t].files {
@@ -81,15 +87,14 @@ func (s *Store) Inventory() []CertificateRecord {
 			}
 		}
 	}
+	inUse := s.inUse(v, now)
 	for _, lt := range []LeafType{LeafV2G, LeafCSMS} {
 		ls := s.readLeaves(lt)
-		var inUse certs.Fingerprint
-		if sel, st := s.selectLeaves(v, ls, now, false); st == InfoAccepted {
-			inUse = sel[0].e.fp
-		}
 		for _, e := range ls.entries {
+			lt := ls.typeOf(e)
 			r := newRecord("leaf", e.cert, e.firstFile().path, now)
-			r.LeafType, r.Domain, r.InUse = lt, lt.Domain(), e.fp == inUse
+			r.LeafType, r.Domain, r.InUse = lt, lt.Domain(), inUse[e.fp]
+			r.SeccID = seccIDOf(lt, e.cert)
 			r.Key, r.KeyStatus, r.KeyLocation = s.keyStatus(e, ls)
 			out = append(out, r)
 			if cf := e.chainFile(); cf != nil {
@@ -106,6 +111,9 @@ func (s *Store) Inventory() []CertificateRecord {
 
 // keyStatus says where a leaf's key is and whether it can be used.
 func (s *Store) keyStatus(e *leafEntry, ls *leafSet) (path, status, location string) {
+	if certs.KeyAlgorithmOf(e.cert) == certs.KeyEd448 {
+		return "", "unsupported (" + errEd448Unsupported.Error() + ")", ""
+	}
 	kl := s.findKey(e.cert, e.firstFile().path, ls.keyDir)
 	if kl.key != nil {
 		return kl.key.path, "ok", string(kl.key.kind)

@@ -28,6 +28,22 @@ func (e *leafEntry) firstFile() *certFile {
 	return e.chains[0]
 }
 
+// holds reports whether the certificate fp is in one of the leaf's files: the leaf itself or a
+// certificate of one of its chain files.
+func (e *leafEntry) holds(fp certs.Fingerprint) bool {
+	if e.fp == fp {
+		return true
+	}
+	for _, f := range e.chains {
+		for _, c := range f.certs {
+			if certs.FingerprintOf(c) == fp {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // chainFile is the chain file consumers get: the longest one (ties: the first by name).
 func (e *leafEntry) chainFile() *certFile {
 	var best *certFile
@@ -60,10 +76,17 @@ type leafSet struct {
 	memos     []*selectionMemo
 	interOnce sync.Once
 	inter     *certs.Pool
+
+	// kinds are the views of a SECC leaf set per leaf type (V2G, V2G20), made once; see
+	// kindLeaves.
+	kindsOnce sync.Once
+	kinds     map[LeafType]*leafSet
 }
 
-// readLeaves returns the leaf directory of lt, from memory while it has not changed.
-func (s *Store) readLeaves(lt LeafType) *leafSet { return s.cachedLeaves(lt) }
+// readLeaves returns the leaf directory of lt, from memory while it has not changed: every leaf
+// of the directory (for V2G and V2G20 the same set, both kinds of SECC leaf). Selections use
+// kindLeaves instead.
+func (s *Store) readLeaves(lt LeafType) *leafSet { return s.cachedLeaves(lt.dirType()) }
 
 // buildLeaves loads the leaf directory of lt. Only the first certificate of each file is a leaf
 // candidate; further certificates are the leaf's chain.

@@ -4,7 +4,9 @@ import (
 	"crypto/x509"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/evsesec/evsesec/certs"
 	"github.com/evsesec/evsesec/keys"
@@ -12,18 +14,15 @@ import (
 
 // deleteLeaf deletes the station leaf named by h as a unit: its single and chain files, its key
 // (unless another remaining certificate uses the same key) and its OCSP responses, nothing else.
-// The station's current CSMS leaf is refused with Failed before anything is touched (OCPP 2.0.1
-// M04.FR.06), also when the hash names a copy of it in the SECC directory (the reference deleted
-// the SECC files first and then answered Failed). A hash that only names a sub-CA inside a leaf's
-// chain file is Failed too: that sub-CA is deleted by deleting its leaf.
+// The station's current CSMS leaf, and the not yet valid one that will take over from it, are
+// refused with Failed before anything is touched (OCPP 2.0.1 M04.FR.06), also when the hash names
+// a copy of one in the SECC directory (the reference deleted the SECC files first and then
+// answered Failed). A hash that only names a sub-CA inside a leaf's chain file is Failed too:
+// that sub-CA is deleted by deleting its leaf.
 func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) {
 	sets := []*leafSet{s.readLeaves(LeafV2G), s.readLeaves(LeafCSMS)}
 	pool := s.hashPool(v, sets...)
-	var current certs.Fingerprint
-	hasCurrent := false
-	if sel, st := s.selectLeaves(v, sets[1], s.now(), false); st == InfoAccepted {
-		current, hasCurrent = sel[0].e.fp, true
-	}
+	protected := s.stationCertificates(v, sets[1], s.now())
 	type target struct {
 		ls *leafSet
 		e  *leafEntry
@@ -57,8 +56,8 @@ func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) 
 		return DeleteNotFound, nil
 	}
 	for _, t := range targets {
-		if hasCurrent && t.e.fp == current {
-			s.log.Warn("delete_certificate refused: the certificate is the station's current CSMS leaf (OCPP 2.0.1 M04.FR.06)", "leaf", describe(t.e.cert))
+		if why, ok := protected[t.e.fp]; ok {
+			s.log.Warn("delete_certificate refused: the certificate is the station's "+why+" (OCPP 2.0.1 M04.FR.06)", "leaf", describe(t.e.cert))
 			return DeleteFailed, nil
 		}
 	}
@@ -76,13 +75,50 @@ func (s *Store) deleteLeaf(v *caView, h certs.HashData) (DeleteResult, []Event) 
 			failed = true
 			continue
 		}
-		events = append(events, Event{Kind: EventDelete, Operation: OperationDeleted, LeafType: t.ls.lt, Path: t.e.firstFile().path})
+		events = append(events, Event{Kind: EventDelete, Operation: OperationDeleted, LeafType: t.ls.typeOf(t.e), Path: t.e.firstFile().path})
 	}
 	s.updateLinksLocked()
 	if failed {
 		return DeleteFailed, events
 	}
 	return DeleteAccepted, events
+}
+
+// stationCertificates are the CSMS leaves OCPP 2.0.1 M04.FR.06 keeps from deletion, with what
+// they are: the one in use at now, and the next one — the leaf that becomes the one in use at the
+// first later moment the choice changes (a leaf starting, or the current one ending), when it is
+// not valid yet. That one was signed by the CSMS for this station (a renewal installed ahead of
+// time) and is its certificate from its start on; deleting it would leave the station, once the
+// current leaf ends, without a certificate to reach the CSMS with. Other CSMS leaves (older ones,
+// future ones that never become the choice) can be deleted.
+func (s *Store) stationCertificates(v *caView, ls *leafSet, now time.Time) map[certs.Fingerprint]string {
+	out := map[certs.Fingerprint]string{}
+	var current certs.Fingerprint
+	if sel, st := s.selectLeaves(v, ls, now, false); st == InfoAccepted {
+		current = sel[0].e.fp
+		out[current] = "current CSMS leaf"
+	}
+	var moments []time.Time
+	for _, e := range ls.entries {
+		if e.cert.NotBefore.After(now) {
+			moments = append(moments, e.cert.NotBefore)
+		}
+		if e.fp == current {
+			moments = append(moments, e.cert.NotAfter.Add(time.Second))
+		}
+	}
+	slices.SortFunc(moments, time.Time.Compare)
+	for _, t := range moments {
+		sel, st := s.selectLeavesAt(v, ls, t, false)
+		if st != InfoAccepted || sel[0].e.fp == current {
+			continue
+		}
+		if sel[0].e.cert.NotBefore.After(now) {
+			out[sel[0].e.fp] = "next CSMS leaf (in use from " + sel[0].e.cert.NotBefore.UTC().Format(time.RFC3339) + ")"
+		}
+		break
+	}
+	return out
 }
 
 // removeLeafUnit removes a leaf's files, the DER copies made of them for DER queries, its OCSP

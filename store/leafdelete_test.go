@@ -344,3 +344,48 @@ func TestDeleteLeafRemovesItsOCSPResponse(t *testing.T) {
 		t.Fatalf("removed %v changed %v\nwant removed %v", removed, changed, want)
 	}
 }
+
+// OCPP 2.0.1 M04.FR.06 also keeps the next CSMS leaf: a not yet valid leaf that becomes the one
+// in use when it starts (a renewal installed ahead of time) is the station's certificate from
+// then on, and deleting it would leave the station without one once the current leaf ends:
+// Failed, nothing touched. A future leaf that never becomes the choice (it starts later and ends
+// sooner than the next one) is not the station's certificate and can be deleted; once the next
+// leaf is in use, the old current one can go too.
+func TestDeleteNextCSMSLeafFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	start := e.clock.Now()
+	current := e.pki.CSMSLeaf
+	next := e.issueCSMS("CP001", start.Add(24*time.Hour), current.Cert.NotAfter.AddDate(0, 1, 0))
+	e.placeLeaf(store.LeafCSMS, "next", next)
+	never := e.issueCSMS("CP001", start.Add(48*time.Hour), start.AddDate(0, 0, 100))
+	e.placeLeaf(store.LeafCSMS, "never", never)
+	e.events.take()
+
+	before := snapshot(t, e.root)
+	if got := e.s.DeleteCertificate(hashOf(t, next.Cert, e.pki.CSMSRoot.Cert)); got != store.DeleteFailed {
+		t.Fatalf("delete the next CSMS leaf: %s, want Failed", got)
+	}
+	requireUnchanged(t, e.root, before, "deleting the next CSMS leaf")
+	if ev := e.events.take(); len(ev) != 0 {
+		t.Fatalf("events %+v", ev)
+	}
+	if got := e.s.DeleteCertificate(hashOf(t, never.Cert, e.pki.CSMSRoot.Cert)); got != store.DeleteAccepted {
+		t.Fatalf("delete a future CSMS leaf that never becomes the one in use: %s, want Accepted", got)
+	}
+	if fileExists(e.path("client/csms/never.pem")) || fileExists(e.path("client/csms/never.key")) {
+		t.Fatal("the deleted leaf's files are still there")
+	}
+
+	// A day on, the next leaf is the one in use: it is protected as such, and the old one goes.
+	e.clock.Advance(25 * time.Hour)
+	if in := leafInfo(t, e, store.LeafCSMS); in.Key != e.path("client/csms/next.key") {
+		t.Fatalf("CSMS leaf in use %+v, want the next one", *in)
+	}
+	if got := e.s.DeleteCertificate(hashOf(t, next.Cert, e.pki.CSMSRoot.Cert)); got != store.DeleteFailed {
+		t.Fatalf("delete the CSMS leaf in use: %s, want Failed", got)
+	}
+	if got := e.s.DeleteCertificate(hashOf(t, current.Cert, e.pki.CSMSRoot.Cert)); got != store.DeleteAccepted {
+		t.Fatalf("delete the former CSMS leaf: %s, want Accepted", got)
+	}
+}

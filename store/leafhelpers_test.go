@@ -162,6 +162,9 @@ type envOptions struct {
 	password string              // key file password of the layout and the store
 	noLayout bool                // an empty tree (no PKI written)
 	config   func(*store.Config) // changes to the default config before Open
+	// iso15118_20 and seccIDs add the ISO 15118-20 chain and per-EVSE leaves to the PKI.
+	iso15118_20 bool
+	seccIDs     []string
 }
 
 // start is the fixed start of every test clock: certificates of the PKI are valid from an hour
@@ -172,7 +175,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	e := &env{t: t, root: t.TempDir(), clock: newTestClock(testStart()), events: &eventLog{}, logs: &syncBuffer{}}
 	if !o.noLayout {
-		p, err := testpki.Generate(testpki.Options{Now: e.clock.Now(), Password: o.password})
+		p, err := testpki.Generate(testpki.Options{Now: e.clock.Now(), Password: o.password, ISO15118_20: o.iso15118_20, SeccIDs: o.seccIDs})
 		if err != nil {
 			t.Fatal(err)
 		}

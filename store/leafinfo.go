@@ -132,13 +132,7 @@ func (s *Store) info(sel selectedLeaf, pool *certs.Pool, enc EncodingFormat, inc
 		in.CertificateRoot = string(certs.EncodePEM(anchor))
 	}
 	if includeOCSP {
-		for _, c := range chainCerts {
-			h, ok := pool.HashData(c, certs.SHA256)
-			if !ok {
-				continue
-			}
-			in.OCSP = append(in.OCSP, CertificateOCSP{Hash: h, OCSPPath: s.ocspResponsePath(c, h)})
-		}
+		in.OCSP = s.chainOCSP(pool, chainCerts)
 	}
 	if enc == EncodingDER {
 		s.derPaths(sel, &in, chainCerts)
@@ -146,18 +140,41 @@ func (s *Store) info(sel selectedLeaf, pool *certs.Pool, enc EncodingFormat, inc
 	return in
 }
 
+// chainOCSP lists one CertificateOCSP per certificate of the file info's certificate names, in
+// the file's order: EvseV2G pairs the list with the file's certificates by index and staples
+// nothing when the counts differ. A certificate whose issuer the store does not hold (an extra
+// certificate of a chain file, off the verified path) keeps its position with an empty hash and
+// no path, as the reference does, rather than shifting every later entry.
+func (s *Store) chainOCSP(pool *certs.Pool, chain []*x509.Certificate) []CertificateOCSP {
+	out := make([]CertificateOCSP, 0, len(chain))
+	for _, c := range chain {
+		issuer := c
+		if !pool.IsSelfSigned(c) {
+			issuer = pool.Issuer(c)
+		}
+		h, ok := pool.HashData(c, certs.SHA256)
+		if !ok || issuer == nil {
+			out = append(out, CertificateOCSP{Hash: certs.HashData{Algorithm: certs.SHA256}})
+			continue
+		}
+		out = append(out, CertificateOCSP{Hash: h, OCSPPath: s.ocspResponsePath(c, issuer, h)})
+	}
+	return out
+}
+
 // GetLeafCertificateInfo returns the leaf of type lt to use now: the valid, trusted leaf with
-// the latest notAfter that has its key (ties: the later notBefore, then the fingerprint).
+// the latest notAfter that has its key (ties: the later notBefore, then the fingerprint). V2G
+// and V2G20 each choose among the SECC leaves of their own kind only (by key algorithm).
 // Rejected for types the station holds no leaves of (MF, MO). With DER, the certificate, chain
 // and key paths point to DER files evsesec writes next to the PEM ones (in der/).
 func (s *Store) GetLeafCertificateInfo(lt LeafType, enc EncodingFormat, includeOCSP bool) CertificateInfoResult {
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		return CertificateInfoResult{Status: InfoRejected}
 	}
 	unlock := s.queryLock(enc)
 	defer unlock()
 	v := s.readCAs()
-	ls := s.readLeaves(lt)
+	ls := s.kindLeaves(lt)
 	sel, status := s.selectLeaves(v, ls, s.now(), false)
 	if status != InfoAccepted {
 		return CertificateInfoResult{Status: status}
@@ -171,14 +188,14 @@ func (s *Store) GetLeafCertificateInfo(lt LeafType, enc EncodingFormat, includeO
 // other statuses as GetLeafCertificateInfo; never Accepted with an empty list.
 func (s *Store) GetAllValidCertificatesInfo(lt LeafType, enc EncodingFormat, includeOCSP bool) CertificateFullInfoResult {
 	res := CertificateFullInfoResult{Info: []CertificateInfo{}}
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		res.Status = InfoRejected
 		return res
 	}
 	unlock := s.queryLock(enc)
 	defer unlock()
 	v := s.readCAs()
-	ls := s.readLeaves(lt)
+	ls := s.kindLeaves(lt)
 	now := s.now()
 	sel, status := s.selectLeaves(v, ls, now, true)
 	res.Status = status
@@ -199,14 +216,14 @@ func (s *Store) GetAllValidCertificatesInfo(lt LeafType, enc EncodingFormat, inc
 // GetLeafExpiryDaysCount returns the whole days until the current leaf of type lt expires
 // (truncated: 23 hours left is 0), or 0 when there is none.
 func (s *Store) GetLeafExpiryDaysCount(lt LeafType) int {
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		return 0
 	}
 	unlock := s.lock.rlock()
 	defer unlock()
 	v := s.readCAs()
 	now := s.now()
-	sel, status := s.selectLeaves(v, s.readLeaves(lt), now, false)
+	sel, status := s.selectLeaves(v, s.kindLeaves(lt), now, false)
 	if status != InfoAccepted {
 		return 0
 	}

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/asn1"
 	"path/filepath"
@@ -39,9 +37,12 @@ func (s *Store) newFileID() string {
 // not in the key directory or a file cannot be written; CertificateStoreMaxLengthExceeded when the
 // store is over a limit; InvalidFormat when the input holds no certificate; the verification's
 // result (Expired, InvalidSignature, NoRootCertificateInstalled, InvalidCertificateChain,
-// InvalidFormat) when it does not verify; for V2G leaves with the ISO 15118-2 profile on,
-// InvalidCommonName when the subject lacks DC=CPO and InvalidFormat for a wrong key type or key
-// usage. Accepted otherwise.
+// InvalidFormat) when it does not verify; for SECC leaves InvalidFormat when the key makes it a
+// leaf of the other SECC type (P-521 or Ed448: V2G20; else V2G) or is Ed448, which Go cannot use,
+// and, with the profile check on, the profile's result (certs.ISO15118_2SECC for V2G,
+// certs.ISO15118_20SECC for V2G20): InvalidCommonName when the subject lacks the DC,
+// InvalidFormat for a wrong key, key usage or signature. The reason is logged. Accepted
+// otherwise.
 //
 // The leaf file is named after its key's file (SECC_LEAF_<id>.pem next to SECC_LEAF_<id>.key), so
 // the key is found without scanning; the chain file holds the verified chain in order (leaf,
@@ -50,7 +51,7 @@ func (s *Store) UpdateLeafCertificate(chainPEM string, lt LeafType) InstallResul
 	if s.tooLarge("update_leaf_certificate", chainPEM) {
 		return InstallInvalidFormat
 	}
-	if lt != LeafCSMS && lt != LeafV2G {
+	if !stationLeaf(lt) {
 		s.log.Warn("update_leaf_certificate rejected: the station holds no leaves of this type", "type", lt)
 		return InstallWriteError
 	}
@@ -93,11 +94,9 @@ func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event
 		s.log.Warn("update_leaf_certificate rejected", "type", lt, "result", res, "err", verr)
 		return res, nil
 	}
-	if lt == LeafV2G && s.cfg.SECCLeafProfile != "none" {
-		if res, why := checkSECCProfile(leaf); res != InstallAccepted {
-			s.log.Warn("update_leaf_certificate rejected: not an ISO 15118-2 SECC certificate", "result", res, "why", why)
-			return res, nil
-		}
+	if res, why := s.checkProfile(leaf, lt); res != InstallAccepted {
+		s.log.Warn("update_leaf_certificate rejected: the leaf does not fit its type's certificate profile", "type", lt, "result", res, "why", why)
+		return res, nil
 	}
 	kl := s.findKey(leaf, "", ls.keyDir)
 	if kl.key == nil {
@@ -160,45 +159,9 @@ func (s *Store) leafFileID(lt LeafType, ls *leafSet, keyPath string) string {
 
 var oidDomainComponent = asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}
 
-// checkSECCProfile checks the ISO 15118-2 SECC certificate profile: an end-entity certificate
-// with DC=CPO (IA5String) in its subject, key usage digitalSignature and keyAgreement, and an
-// EC P-256 key. EVerest issue 2119: a leaf without DC=CPO was installed and handed to cars.
-func checkSECCProfile(c *x509.Certificate) (InstallResult, string) {
-	if c.IsCA {
-		return InstallInvalidFormat, "it is a CA certificate"
-	}
-	if !hasIA5Attribute(c.RawSubject, oidDomainComponent, "CPO") {
-		return InstallInvalidCommonName, "subject has no DC=CPO (IA5String)"
-	}
-	if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 || c.KeyUsage&x509.KeyUsageKeyAgreement == 0 {
-		return InstallInvalidFormat, "key usage must include digitalSignature and keyAgreement"
-	}
-	if k, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
-		return InstallInvalidFormat, "key must be EC P-256 (secp256r1)"
-	}
-	return InstallAccepted, ""
-}
-
 // attributeSET is one RDN with the raw values kept (encoding/asn1 treats a slice type whose name
 // ends in SET as an ASN.1 SET OF); pkix.Name would lose the string type we must check.
 type attributeSET []struct {
 	Type  asn1.ObjectIdentifier
 	Value asn1.RawValue
-}
-
-// hasIA5Attribute reports whether the raw name has an attribute oid whose value is the IA5String
-// want.
-func hasIA5Attribute(rawName []byte, oid asn1.ObjectIdentifier, want string) bool {
-	var name []attributeSET
-	if rest, err := asn1.Unmarshal(rawName, &name); err != nil || len(rest) > 0 {
-		return false
-	}
-	for _, rdn := range name {
-		for _, a := range rdn {
-			if a.Type.Equal(oid) && a.Value.Tag == asn1.TagIA5String && string(a.Value.Bytes) == want {
-				return true
-			}
-		}
-	}
-	return false
 }

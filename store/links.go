@@ -31,7 +31,7 @@ func (s *Store) updateLinksLocked() bool {
 		return false
 	}
 	v := s.readCAs()
-	if sel, st := s.selectLeaves(v, s.readLeaves(LeafV2G), s.now(), false); st == InfoAccepted {
+	if sel, st := s.selectLeaves(v, s.kindLeaves(LeafV2G), s.now(), false); st == InfoAccepted {
 		e := sel[0].e
 		if len(e.single) > 0 {
 			links[0].target = e.single[0].path

@@ -2,20 +2,24 @@ package store
 
 import (
 	"context"
+	"crypto/x509"
+	"math"
 	"time"
 
 	"github.com/evsesec/evsesec/certs"
 )
 
-// DefaultExpiryWarning is how long before the current leaf expires the store reports it.
-const DefaultExpiryWarning = 30 * 24 * time.Hour
+// DefaultExpiryWarning is the default warning threshold (expiry_warning_days): how long before a
+// certificate the station depends on expires the store starts to report it.
+const DefaultExpiryWarning = DefaultExpiryWarningDays * 24 * time.Hour
 
 // Maintain runs the store's maintenance loop until ctx ends: garbage collection every
 // GCInterval, and events when the leaf in use changes without anyone installing one (a leaf that
-// was not valid yet became valid, or the current one expired) and when the current leaf comes
-// within 30 days of its expiry. It wakes up at the next such moment, not only on the GC period,
-// so a future leaf is announced (and the SECC links moved) as soon as it starts. The reference had
-// none of these events.
+// was not valid yet became valid, or the current one expired). It also warns, once per threshold
+// (expiry_warning_days, expiry_critical_days) and certificate, when a leaf in use or a CA of its
+// chain comes within that threshold of its end; for a leaf it also emits EventLeafExpiry. It
+// wakes up at the next such moment, not only on the GC period, so a future leaf is announced (and
+// the SECC links moved) as soon as it starts. The reference had none of these events.
 func (s *Store) Maintain(ctx context.Context) {
 	interval := s.cfg.GCInterval.D()
 	if interval <= 0 {
@@ -23,7 +27,7 @@ func (s *Store) Maintain(ctx context.Context) {
 	}
 	gc := time.NewTicker(interval)
 	defer gc.Stop()
-	w := &leafWatch{current: map[LeafType]certs.Fingerprint{}, warned: map[certs.Fingerprint]bool{}}
+	w := &leafWatch{current: map[LeafType]certs.Fingerprint{}, warned: map[expiryWarning]bool{}}
 	wake := time.NewTimer(0)
 	defer wake.Stop()
 	for {
@@ -49,7 +53,13 @@ func (s *Store) Maintain(ctx context.Context) {
 type leafWatch struct {
 	started bool
 	current map[LeafType]certs.Fingerprint
-	warned  map[certs.Fingerprint]bool
+	warned  map[expiryWarning]bool
+}
+
+// expiryWarning is one warning given: a certificate crossed a threshold.
+type expiryWarning struct {
+	fp        certs.Fingerprint
+	threshold time.Duration
 }
 
 // watchLeaves compares the leaves in use with the last look, emits the events of what changed,
@@ -63,8 +73,8 @@ func (s *Store) watchLeaves(w *leafWatch) time.Time {
 	var events []Event
 	var next time.Time
 	moved := false
-	for _, lt := range []LeafType{LeafV2G, LeafCSMS} {
-		ls := s.readLeaves(lt)
+	for _, lt := range stationLeafTypes {
+		ls := s.kindLeaves(lt)
 		for _, e := range ls.entries {
 			for _, t := range []time.Time{e.cert.NotBefore, e.cert.NotAfter.Add(time.Second)} {
 				if t.After(now) && (next.IsZero() || t.Before(next)) {
@@ -76,10 +86,16 @@ func (s *Store) watchLeaves(w *leafWatch) time.Time {
 		sel, st := s.selectLeaves(v, ls, now, false)
 		if st == InfoAccepted {
 			fp = sel[0].e.fp
-			if left := sel[0].e.cert.NotAfter.Sub(now); left < DefaultExpiryWarning && !w.warned[fp] {
-				w.warned[fp] = true
-				s.log.Warn("the leaf in use expires soon", "type", lt, "leaf", describe(sel[0].e.cert), "not_after", sel[0].e.cert.NotAfter)
+			if s.warnExpiry(w, lt, "leaf", sel[0].e.cert, now) {
 				events = append(events, Event{Kind: EventLeafExpiry, LeafType: lt, Path: sel[0].e.firstFile().path})
+			}
+			for _, c := range dependencies(sel[0]) {
+				s.warnExpiry(w, lt, "CA", c, now)
+			}
+			for _, c := range append([]*x509.Certificate{sel[0].e.cert}, dependencies(sel[0])...) {
+				if t := s.nextThreshold(c, now); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+					next = t
+				}
 			}
 		}
 		if w.started && fp != w.current[lt] {
@@ -100,5 +116,48 @@ func (s *Store) watchLeaves(w *leafWatch) time.Time {
 	}
 	unlock()
 	s.emit(events)
+	return next
+}
+
+// warnExpiry logs a warning when c (a leaf in use of type lt, or a CA of its chain) is within an
+// expiry threshold it was not warned about yet, and reports whether it did. A certificate that is
+// already within the critical threshold when first seen gets one warning, not one per threshold.
+func (s *Store) warnExpiry(w *leafWatch, lt LeafType, role string, c *x509.Certificate, now time.Time) bool {
+	warning, critical := s.cfg.ExpiryThresholds()
+	left := c.NotAfter.Sub(now)
+	fp := certs.FingerprintOf(c)
+	var crossed time.Duration
+	for _, th := range []time.Duration{critical, warning} {
+		if left <= th {
+			crossed = th
+			break
+		}
+	}
+	if crossed == 0 || w.warned[expiryWarning{fp, crossed}] {
+		return false
+	}
+	for _, th := range []time.Duration{critical, warning} {
+		if th >= crossed {
+			w.warned[expiryWarning{fp, th}] = true
+		}
+	}
+	level := "warning"
+	if crossed == critical {
+		level = "critical"
+	}
+	s.log.Warn("a certificate the station depends on expires soon", "type", lt, "role", role, "certificate", describe(c),
+		"not_after", c.NotAfter, "days_left", int(math.Floor(left.Hours()/24)), "threshold_days", int(crossed.Hours()/24), "severity", level)
+	return true
+}
+
+// nextThreshold is the next moment c crosses an expiry threshold (zero when it has crossed both).
+func (s *Store) nextThreshold(c *x509.Certificate, now time.Time) time.Time {
+	warning, critical := s.cfg.ExpiryThresholds()
+	var next time.Time
+	for _, th := range []time.Duration{warning, critical} {
+		if t := c.NotAfter.Add(-th); t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
 	return next
 }

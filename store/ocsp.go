@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/ocsp"
-
 	"github.com/evsesec/evsesec/certs"
 )
 
@@ -104,19 +102,27 @@ func formatHashFile(h certs.HashData) []byte {
 	return []byte(fmt.Sprintf("%s\n%s\n%s\n%s\n", h.Algorithm, h.IssuerNameHash, h.IssuerKeyHash, h.SerialNumber))
 }
 
-// ocspResponsePath returns the cached OCSP response of c (whose SHA-256 hash data is h), or "" when
-// there is none a consumer could use: the file must be a regular file holding an OCSP response
-// for c that is not past its nextUpdate (garbage collection removes stale responses only on its
-// tick, and a TLS server must not staple one in between; a .der the reference wrote as base64
-// text would not load in OpenSSL either).
-func (s *Store) ocspResponsePath(c *x509.Certificate, h certs.HashData) string {
+// ocspResponsePath returns the cached OCSP response of c (issued by issuer; h is its SHA-256 hash
+// data), or "" when there is none a consumer could use. The file must be a regular file holding
+// a response that certs.CheckOCSPResponse accepts at the current time: the judgement the ISO
+// 15118 TLS server makes before it staples, so the store never names a file the server would
+// refuse (garbage collection removes stale responses only on its tick, and a .der the reference
+// wrote as base64 text would not load in OpenSSL either).
+func (s *Store) ocspResponsePath(c, issuer *x509.Certificate, h certs.HashData) string {
+	if issuer == nil {
+		return ""
+	}
 	now := s.now()
 	for _, dir := range s.ocspDirs() {
 		for _, e := range s.readOCSPEntries(dir) {
 			if !s.ocspEntryMatches(e, c, h) {
 				continue
 			}
-			if err := s.checkCachedOCSP(e.derPath, c, now); err != nil {
+			der, err := s.readCacheFile(e.derPath)
+			if err == nil {
+				_, err = certs.CheckOCSPResponse(der, c, issuer, now)
+			}
+			if err != nil {
 				s.log.Debug("cached OCSP response not usable", "path", e.derPath, "err", err)
 				continue
 			}
@@ -124,20 +130,6 @@ func (s *Store) ocspResponsePath(c *x509.Certificate, h certs.HashData) string {
 		}
 	}
 	return ""
-}
-
-// checkCachedOCSP checks that path is a regular file holding a DER OCSP response for c that is
-// not stale at now. The signature was checked when the response was stored.
-func (s *Store) checkCachedOCSP(path string, c *x509.Certificate, now time.Time) error {
-	der, err := s.readCacheFile(path)
-	if err != nil {
-		return err
-	}
-	resp, err := ocsp.ParseResponseForCert(der, c, nil)
-	if err != nil {
-		return err
-	}
-	return checkFresh(resp, now)
 }
 
 // readCacheFile reads a cache file that must be a regular file (a FIFO put there must not make
@@ -151,18 +143,6 @@ func (s *Store) readCacheFile(path string) ([]byte, error) {
 		return nil, errors.New("not a regular file")
 	}
 	return s.fs.ReadFile(path)
-}
-
-// errOCSPStale is returned (wrapped) for a response past its nextUpdate.
-var errOCSPStale = errors.New("the response is past its nextUpdate")
-
-// checkFresh rejects a response past its nextUpdate. A response without nextUpdate ("newer
-// information is always available") stays usable.
-func checkFresh(resp *ocsp.Response, now time.Time) error {
-	if !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate) {
-		return fmt.Errorf("%w (%s)", errOCSPStale, resp.NextUpdate.UTC().Format(time.RFC3339))
-	}
-	return nil
 }
 
 // ocspEntryMatches reports whether a cache entry is the one of certificate c (hash h in SHA-256).
@@ -266,20 +246,24 @@ func (s *Store) removeOCSPEntry(e ocspEntry) {
 // the store, whose .der is missing, and whose response no longer checks out (past its nextUpdate
 // above all: a stale response must not be stapled; or a delegated responder that expired). A
 // .der that holds the response as base64 text, as the reference wrote it, is rewritten as DER
-// when the response checks out, so an EVerest tree's cache becomes usable.
-func (s *Store) sweepOCSP(v *caView, sets []*leafSet) []string {
+// when the response checks out, so an EVerest tree's cache becomes usable. Each removal of a
+// response whose certificate is still stored is a change of what that certificate's leaf info
+// or domain says, and comes back as an event (not for the wire: see ocspEvent).
+func (s *Store) sweepOCSP(v *caView, sets []*leafSet) ([]string, []Event) {
 	pool := s.hashPool(v, sets...)
 	stored := s.allStoredCerts(v, sets)
 	now := s.now()
 	var removed []string
+	var events []Event
 	for _, dir := range s.ocspDirs() {
 		for _, e := range s.readOCSPEntries(dir) {
 			reason := ""
-			if sc, issuer, ok := findByHashData(pool, stored, e.hash); !ok {
+			sc, issuer, ok := findByHashData(pool, stored, e.hash)
+			if !ok {
 				reason = "certificate no longer in the store"
 			} else if der, err := s.readCacheFile(e.derPath); err != nil {
 				reason = "response file cannot be read: " + err.Error()
-			} else if _, err := parseOCSPResponse(der, sc.cert, issuer, now); err != nil {
+			} else if _, err := certs.CheckOCSPResponse(der, sc.cert, issuer, now); err != nil {
 				reason = err.Error()
 				if s.migrateOCSP(e, der, sc.cert, issuer, now) {
 					continue
@@ -289,10 +273,13 @@ func (s *Store) sweepOCSP(v *caView, sets []*leafSet) []string {
 			}
 			s.removeOCSPEntry(e)
 			removed = append(removed, e.derPath)
+			if ok {
+				events = append(events, s.ocspEvent(v, sets, pool, sc, e.derPath, false))
+			}
 			s.log.Info("garbage collection: removed OCSP response", "path", e.derPath, "why", reason)
 		}
 	}
-	return removed
+	return removed, events
 }
 
 // migrateOCSP rewrites a .der that holds a valid response as base64 text (the reference's
@@ -302,7 +289,7 @@ func (s *Store) migrateOCSP(e ocspEntry, data []byte, cert, issuer *x509.Certifi
 	if err != nil {
 		return false
 	}
-	if _, err := parseOCSPResponse(der, cert, issuer, now); err != nil {
+	if _, err := certs.CheckOCSPResponse(der, cert, issuer, now); err != nil {
 		return false
 	}
 	if err := writeAtomic(s.fs, e.derPath, der, 0o644, 0o755); err != nil {

@@ -35,6 +35,9 @@ type Store struct {
 	watch      *dirWatch
 	watchCount uint64
 
+	// gcStats counts the garbage collection runs since Open (monitoring reads them).
+	gcStats gcCounters
+
 	onEvent func(Event)
 
 	// private is this process's directory for derived files of a read-only tree.
@@ -91,16 +94,21 @@ type EventKind string
 
 // The kinds of store events. Install and Delete are the interface's certificate_store_update;
 // the others are evsesec's own and are also published as certificate_store_update where the
-// interface can express them (a leaf removed by GC is Deleted, a leaf becoming valid Installed).
+// interface can express them (a leaf removed by GC is Deleted, a leaf becoming valid Installed,
+// an OCSP update of a V2G leaf's chain Installed: see Store.ocspEvent).
 const (
 	EventInstall    EventKind = "install"
 	EventDelete     EventKind = "delete"
 	EventGC         EventKind = "gc"
 	EventLeafValid  EventKind = "leaf_valid"
 	EventLeafExpiry EventKind = "leaf_expiring"
+	// EventOCSP: a cached OCSP response was stored (update_ocsp_cache) or removed by garbage
+	// collection (stale, or its responder expired).
+	EventOCSP EventKind = "ocsp"
 )
 
-// Event reports a change of the store. Exactly one of CAType and LeafType is set.
+// Event reports a change of the store. At most one of CAType and LeafType is set; every kind but
+// EventOCSP sets exactly one.
 type Event struct {
 	Kind      EventKind
 	Operation UpdateOperation

@@ -231,7 +231,12 @@ func tortureOCSPResponse(c *x509.Certificate, issuer *testpki.Issued, now time.T
 func tortureOCSPOf(s *Store, c *x509.Certificate, h certs.HashData) []byte {
 	unlock := s.lock.rlock()
 	defer unlock()
-	p := s.ocspResponsePath(c, h)
+	v := s.readCAs()
+	issuers := ocspIssuers(s.hashPool(v, s.readLeaves(LeafV2G), s.readLeaves(LeafCSMS)), c)
+	if len(issuers) == 0 {
+		return nil
+	}
+	p := s.ocspResponsePath(c, issuers[0], h)
 	if p == "" {
 		return nil
 	}

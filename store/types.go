@@ -20,7 +20,9 @@ func (t CAType) Valid() bool { return t == CAV2G || t == CAMO || t == CACSMS || 
 
 // LeafType names a kind of leaf certificate. The values are the interface's LeafCertificateType
 // strings. The station holds leaves of the CSMS type (its OCPP client certificate) and the V2G
-// type (its ISO 15118 SECC server certificate); MF and MO leaves are only ever verified.
+// type (its ISO 15118-2 SECC server certificate), and, as an evsesec extension of the interface,
+// of the V2G20 type (its ISO 15118-20 SECC server certificate); MF and MO leaves are only ever
+// verified.
 type LeafType string
 
 // The leaf types of the interface.
@@ -29,17 +31,23 @@ const (
 	LeafV2G  LeafType = "V2G"
 	LeafMF   LeafType = "MF"
 	LeafMO   LeafType = "MO"
+	// LeafV2G20 is the ISO 15118-20 SECC leaf (the name EVerest#2683 proposes; not yet in the
+	// upstream interface). It shares the SECC directories and the V2G domain with LeafV2G; the
+	// leaf's key algorithm tells the two apart (P-521 or Ed448: V2G20; anything else: V2G).
+	LeafV2G20 LeafType = "V2G20"
 )
 
-// Valid reports whether t is one of the four leaf types.
-func (t LeafType) Valid() bool { return t == LeafCSMS || t == LeafV2G || t == LeafMF || t == LeafMO }
+// Valid reports whether t is one of the leaf types (the interface's four and V2G20).
+func (t LeafType) Valid() bool {
+	return t == LeafCSMS || t == LeafV2G || t == LeafMF || t == LeafMO || t == LeafV2G20
+}
 
 // Domain is the trust domain a leaf of type t is verified against.
 func (t LeafType) Domain() CAType {
 	switch t {
 	case LeafCSMS:
 		return CACSMS
-	case LeafV2G:
+	case LeafV2G, LeafV2G20:
 		return CAV2G
 	case LeafMF:
 		return CAMF

@@ -44,6 +44,16 @@ type Layout struct {
 	CSMSRootCert, CSMSRootKey, CSMSServerCert, CSMSServerKey     string
 	MFRootCert, MFRootKey, FirmwareSignerCert, FirmwareSignerKey string
 	README                                                       string
+
+	// ISO 15118-20 (empty without Options.ISO15118_20): the -20 SECC leaf, its key and chain in
+	// client/cso beside the -2 ones (the V2G bundle then holds both roots), and the -20 CAs in
+	// pki/.
+	SECC20LeafCert, SECC20LeafKey, SECC20Chain string
+	V2G20RootCert, V2G20RootKey                string
+	CPO20SubCA1Cert, CPO20SubCA1Key            string
+	CPO20SubCA2Cert, CPO20SubCA2Key            string
+	// EVSEs are the per-EVSE SECC leaves of Options.SeccIDs.
+	EVSEs []EVSEFiles
 }
 
 // layoutFile is one file of the tree: where it goes, what it holds and what it is.
@@ -98,7 +108,11 @@ func (p *PKI) WriteLayout(dir string, password string) (*Layout, error) {
 		files = append(files, layoutFile{rel: rel, data: data, mode: KeyMode, dst: dst, what: what})
 	}
 
-	cert("ca/v2g/V2G_ROOT_CA.pem", &l.V2GBundle, "V2G trust anchor bundle: the V2G root", p.V2GRoot)
+	v2gWhat := "V2G trust anchor bundle: the V2G root"
+	if p.V2G20Root != nil {
+		v2gWhat = "V2G trust anchor bundle: the V2G root and the ISO 15118-20 V2G root"
+	}
+	cert("ca/v2g/V2G_ROOT_CA.pem", &l.V2GBundle, v2gWhat, p.v2gRoots()...)
 	cert("ca/mo/MO_ROOT_CA.pem", &l.MOBundle, "MO trust anchor bundle: the MO root", p.MORoot)
 	cert("ca/csms/CSMS_ROOT_CA.pem", &l.CSMSBundle, "CSMS trust anchor bundle: the CSMS root", p.CSMSRoot)
 	cert("ca/mf/MF_ROOT_CA.pem", &l.MFBundle, "MF trust anchor bundle: the MF root", p.MFRoot)
@@ -125,6 +139,7 @@ func (p *PKI) WriteLayout(dir string, password string) (*Layout, error) {
 	pair("CSMS_SERVER", &l.CSMSServerCert, &l.CSMSServerKey, "CSMS server certificate (localhost, 127.0.0.1), issued by the CSMS root", p.CSMSServer)
 	pair("MF_ROOT_CA", &l.MFRootCert, &l.MFRootKey, "MF (manufacturer) root CA", p.MFRoot)
 	pair("FIRMWARE_SIGNER", &l.FirmwareSignerCert, &l.FirmwareSignerKey, "firmware signing certificate, issued by the MF root", p.FirmwareSigner)
+	p.layout20(l, cert, key)
 	if firstErr != nil {
 		return nil, firstErr
 	}
@@ -150,7 +165,7 @@ func (p *PKI) WriteLayout(dir string, password string) (*Layout, error) {
 
 // Files lists the absolute path of every file in the layout.
 func (l *Layout) Files() []string {
-	return []string{
+	return append([]string{
 		l.V2GBundle, l.MOBundle, l.CSMSBundle, l.MFBundle,
 		l.SECCLeafCert, l.SECCLeafKey, l.SECCChain, l.CSMSLeafCert, l.CSMSLeafKey,
 		l.V2GRootCert, l.V2GRootKey, l.CPOSubCA1Cert, l.CPOSubCA1Key, l.CPOSubCA2Cert, l.CPOSubCA2Key,
@@ -159,7 +174,7 @@ func (l *Layout) Files() []string {
 		l.CSMSRootCert, l.CSMSRootKey, l.CSMSServerCert, l.CSMSServerKey,
 		l.MFRootCert, l.MFRootKey, l.FirmwareSignerCert, l.FirmwareSignerKey,
 		l.README,
-	}
+	}, l.files20()...)
 }
 
 // readme describes the tree, one line a file. The password itself is never written: the README is

@@ -37,6 +37,13 @@ type Options struct {
 	// CSMSKeyAlgorithm is the key algorithm of the CSMS domain (root, leaf, server); empty means
 	// KeyP256. OCPP deployments often use KeyRSA2048.
 	CSMSKeyAlgorithm string
+	// ISO15118_20 adds an ISO 15118-20 chain beside the -2 one: its own V2G root, two CPO
+	// sub-CAs and a SECC leaf, all P-521 (see PKI.V2G20Root).
+	ISO15118_20 bool
+	// SeccIDs adds one SECC leaf per EVSE: CN the EVSE's ISO15118SeccId, issued by CPO Sub-CA 2
+	// (and a -20 one by CPO-20 Sub-CA 2 with ISO15118_20). An ID is letters, digits, '-', '_'
+	// or '.', so it can name files.
+	SeccIDs []string
 }
 
 // PKI is the standard test PKI of an EV charger: the four trust domains with the chains a
@@ -54,6 +61,13 @@ type PKI struct {
 	CSMSRoot, CSMSLeaf, CSMSServer *Issued
 	// MF domain: MF root → firmware signing certificate (EKU codeSigning, KU DigitalSignature).
 	MFRoot, FirmwareSigner *Issued
+
+	// ISO 15118-20 (Options.ISO15118_20, else nil): V2G-20 root → CPO-20 Sub-CA 1 → CPO-20
+	// Sub-CA 2 → SECC-20 leaf (CN SECC20Cert, DC CSO, key usage digitalSignature), every key
+	// P-521 and every signature ecdsa-with-SHA512 (ISO 15118-20 Annex B).
+	V2G20Root, CPO20SubCA1, CPO20SubCA2, SECC20Leaf *Issued
+	// EVSEs are the per-EVSE SECC leaves of Options.SeccIDs, in that order.
+	EVSEs []EVSELeaves
 
 	// Password is Options.Password, the default key file password of WriteLayout.
 	Password string
@@ -122,6 +136,11 @@ func Generate(opts Options) (*PKI, error) {
 	signerSpec.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
 	p.MFRoot = g.selfSigned("MF root", root("MFRootCA", "", KeyP256))
 	p.FirmwareSigner = g.issue("firmware signer", p.MFRoot, signerSpec)
+
+	if opts.ISO15118_20 {
+		g.iso15118_20(p, notBefore, caNotAfter, leafNotAfter, ocsp)
+	}
+	g.evses(p, opts.SeccIDs, notBefore, leafNotAfter, ocsp)
 
 	if g.err != nil {
 		return nil, g.err

@@ -27,7 +27,8 @@ type candidate struct {
 	bare   tls.Certificate     // the same without the staple, served once the staple is stale
 	chain  []*x509.Certificate // as served: leaf first, then sub-CAs (the anchor too if not a root)
 	anchor *x509.Certificate   // the trust anchor the store verified the leaf up to
-	// stapleUntil is the staple's nextUpdate; zero when there is no staple or it names none.
+	// stapleUntil is when the staple stops being acceptable (certs.OCSPUsableUntil: its nextUpdate,
+	// or its delegated responder's end); zero when there is no staple or no limit.
 	stapleUntil time.Time
 	// cas are the CA certificates above the leaf (served sub-CAs and the anchor), for matching the
 	// trusted CA indications of a ClientHello.

@@ -17,8 +17,8 @@ var ErrNoTrustAnchor = errors.New("tlsconf: no trust anchor installed")
 // LeafError says why no certificate could be presented: the handshake fails with it (from
 // GetCertificate or GetClientCertificate) instead of going on without a certificate.
 type LeafError struct {
-	// Type is the leaf type asked for: store.LeafV2G for the SECC server, store.LeafCSMS for the
-	// OCPP client.
+	// Type is the leaf type asked for: store.LeafV2G (TLS 1.2) or store.LeafV2G20 (TLS 1.3) for
+	// the SECC server, store.LeafCSMS for the OCPP client.
 	Type store.LeafType
 	// Status is the reason, in the interface's terms: NotFound (no leaf installed),
 	// NotFoundValid (none valid now and trusted, e.g. all expired), PrivateKeyNotFound (no usable

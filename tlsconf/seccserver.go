@@ -2,7 +2,6 @@ package tlsconf
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"time"
@@ -39,8 +38,9 @@ type SECCOptions struct {
 	// change of the V2G leaves or the V2G domain; nil leaves it to MaxAge.
 	Events *Events
 	// MaxAge is how long loaded certificates are reused without an event; 0 means DefaultMaxAge,
-	// negative means reload at every handshake. A new OCSP response in the store raises no event,
-	// so it is stapled from the next rebuild on, within MaxAge.
+	// negative means reload at every handshake. With Events, a new OCSP response cached by this
+	// process's store (update_ocsp_cache) is stapled from the next handshake on; one cached by
+	// another process is stapled within MaxAge.
 	MaxAge time.Duration
 	// LoadKey opens the SECC leaf's key file; nil means the file backend with the store's
 	// private_key_password (keys.FileBackend).
@@ -50,12 +50,25 @@ type SECCOptions struct {
 	Time func() time.Time
 	// Logger receives why a leaf or a staple was passed over; nil discards. Keys are never logged.
 	Logger *slog.Logger
+
+	// SeccID serves the leaves of one EVSE: the newest usable SECC leaf whose CN is SeccID (its
+	// ISO15118SeccId), of each kind; with none of that CN, the station-wide choice. Empty: the
+	// station-wide choice. One config per EVSE, each with its EVSE's SeccID.
+	SeccID string
+	// TLS13 says which leaf kind a TLS 1.3 (ISO 15118-20) handshake gets; see TLS13Leaves. TLS 1.2
+	// (ISO 15118-2) handshakes always get a V2G leaf and never a V2G20 one.
+	TLS13 TLS13Leaves
 }
 
 // SECCServerConfig returns the tls.Config of the station's ISO 15118 TLS server (the SECC). At
 // every handshake GetCertificate serves, from the store's current state:
 //
-//   - the newest valid SECC leaf under each V2G root (get_all_valid_certificates_info): when the
+//   - a leaf of the kind the handshake's TLS version calls for: V2G (ISO 15118-2) for TLS 1.2,
+//     V2G20 (ISO 15118-20) for TLS 1.3 (see SECCOptions.TLS13). The version is the one the
+//     handshake will negotiate, the first of the car's supported versions the config allows,
+//     which is how crypto/tls picks it (GetCertificate is not told the version itself);
+//   - of that kind, the newest valid SECC leaf under each V2G root (get_all_valid_certificates_info,
+//     narrowed to one EVSE by SECCOptions.SeccID): when the
 //     connection was wrapped by NewHelloConn or NewHelloListener and the car named the CAs it
 //     trusts (trusted_ca_keys, certificate_authorities), the newest leaf whose chain includes one
 //     of them; otherwise, or when none does, the newest leaf;
@@ -81,25 +94,17 @@ func SECCServerConfig(st *store.Store, opts SECCOptions) (*tls.Config, error) {
 		return nil, fmt.Errorf("tlsconf: SECC MaxVersion %#04x: want TLS 1.2 or TLS 1.3", maxVersion)
 	}
 	now, log, maxAge := defaults(opts.Time, opts.Logger, opts.MaxAge)
-	src := &leafSource{
-		lt: store.LeafV2G,
-		fetch: func() ([]store.CertificateInfo, store.InfoStatus) {
-			res := st.GetAllValidCertificatesInfo(store.LeafV2G, store.EncodingPEM, true)
-			return res.Info, res.Status
-		},
-		build: builder{
-			loadKey: opts.LoadKey,
-			domain:  func() ([]*x509.Certificate, error) { return domainCertificates(st, store.CAV2G) },
-			staple:  true,
-			log:     log,
-		},
-		events: opts.Events,
-		maxAge: maxAge,
+	pick := &versionPicker{
+		v2:     seccSource(st, store.LeafV2G, opts, log, maxAge),
+		v20:    seccSource(st, store.LeafV2G20, opts, log, maxAge),
+		tls13:  opts.TLS13,
+		minVer: tls.VersionTLS12,
+		maxVer: maxVersion,
 		log:    log,
 	}
 	getCertificate := func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		t := now()
-		cands, err := src.candidates(t)
+		cands, err := pick.candidates(hello, t)
 		if err != nil {
 			log.Error("SECC certificate unavailable", "err", err)
 			return nil, err

@@ -6,20 +6,20 @@ import (
 	"os"
 	"time"
 
-	"golang.org/x/crypto/ocsp"
-
 	"github.com/evsesec/evsesec/certs"
 	"github.com/evsesec/evsesec/store"
 )
 
 // attachStaple sets the cached OCSP response of the leaf as the certificate's OCSP staple, byte
-// for byte as the store keeps it. The store checked the response when it was cached; here it is
-// parsed again only to learn until when it may be stapled (nextUpdate). A response that is
-// missing, unreadable or already past its nextUpdate is not stapled, and the leaf is served
-// without one: a stale staple makes a strict client refuse a certificate that is fine.
+// for byte as the store keeps it. The response is judged by certs.CheckOCSPResponse, the very
+// function the store applied when it cached the response and when it named the file, so the two
+// cannot disagree about a response (signed by the issuer with or without its certificate
+// embedded, or by a delegated responder); it also says until when the staple may be served. A
+// response that is missing, unreadable or no longer acceptable is not stapled, and the leaf is
+// served without one: a stale staple makes a strict client refuse a certificate that is fine.
 func (c *candidate) attachStaple(info store.CertificateInfo, now time.Time, log *slog.Logger) {
-	leaf := c.chain[0]
-	path := leafOCSPPath(info, leaf, c.issuerOf())
+	leaf, issuer := c.chain[0], c.issuerOf()
+	path := leafOCSPPath(info, leaf, issuer)
 	if path == "" {
 		return
 	}
@@ -28,17 +28,13 @@ func (c *candidate) attachStaple(info store.CertificateInfo, now time.Time, log 
 		log.Warn("OCSP response not stapled: unreadable", "leaf", describe(leaf), "path", path, "err", err)
 		return
 	}
-	resp, err := ocsp.ParseResponseForCert(der, leaf, c.issuerOf())
+	resp, err := certs.CheckOCSPResponse(der, leaf, issuer, now)
 	if err != nil {
-		log.Warn("OCSP response not stapled: unparsable", "leaf", describe(leaf), "path", path, "err", err)
-		return
-	}
-	if !resp.NextUpdate.IsZero() && now.After(resp.NextUpdate) {
-		log.Warn("OCSP response not stapled: past its nextUpdate", "leaf", describe(leaf), "path", path, "next_update", resp.NextUpdate)
+		log.Warn("OCSP response not stapled", "leaf", describe(leaf), "path", path, "err", err)
 		return
 	}
 	c.cert.OCSPStaple = der
-	c.stapleUntil = resp.NextUpdate
+	c.stapleUntil = certs.OCSPUsableUntil(resp, issuer)
 }
 
 // issuerOf is the certificate that issued the leaf: the first sub-CA, or the anchor.

@@ -29,7 +29,7 @@ func runCall(argv []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 10*time.Second, "with --broker: how long to wait for the broker and the result")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: evsesec call [--certs DIR | --config FILE] [--password PW] COMMAND [ARGS_JSON|-]")
-		fmt.Fprintln(stderr, "       evsesec call --broker URL [--module-id evse_security] [--prefix everest/] [--timeout 10s] COMMAND [ARGS_JSON|-]")
+		fmt.Fprintln(stderr, "       evsesec call --broker URL [--module-id evse_security] [--prefix everest/] [--everest-wire v0.25] [--timeout 10s] COMMAND [ARGS_JSON|-]")
 		fmt.Fprintln(stderr, "\nRuns one evse_security interface command against the store and prints its result as JSON.")
 		fmt.Fprintln(stderr, "With --broker it sends the command to a running service (evsesec serve, or the EVerest module) as an")
 		fmt.Fprintln(stderr, "EVerest Cmd message and prints the result the same way; exit 2 also for a SchemaValidationError or")
@@ -71,7 +71,7 @@ func runCall(argv []string, stdout, stderr io.Writer) int {
 	remoteOnly, local := "", ""
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "module-id", "prefix", "timeout", "username", "password-file", "tls-ca", "tls-cert", "tls-key":
+		case "module-id", "prefix", "timeout", "username", "password-file", "tls-ca", "tls-cert", "tls-key", "everest-wire":
 			remoteOnly = "--" + f.Name
 		case "certs", "config", "password", "v":
 			local = "--" + f.Name
@@ -106,9 +106,17 @@ func callRemote(bf *brokerFlags, timeout time.Duration, name string, argsJSON []
 		fmt.Fprintln(stderr, "evsesec call:", err)
 		return exitUsage
 	}
+	w, err := bf.everestWire()
+	if err == nil && w == nil {
+		err = errors.New("--everest-wire auto: a caller must be told the wire (a manager does not answer callers)")
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "evsesec call:", err)
+		return exitUsage
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := everest.NewCaller(ctx, everest.CallerOptions{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, ConnectTimeout: timeout})
+	c, err := everest.NewCaller(ctx, everest.CallerOptions{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, ConnectTimeout: timeout, Wire: w})
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec call: cannot reach the MQTT broker:", oneLine(err.Error()))
 		return 1

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evsesec/evsesec/api"
 	"github.com/evsesec/evsesec/everest"
+	"github.com/evsesec/evsesec/metrics"
 	"github.com/evsesec/evsesec/store"
 )
 
@@ -128,31 +129,45 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 	if len(m.ignored) > 0 {
 		logger.Info("ignoring arguments", "args", m.ignored)
 	}
-	r := everest.NewRunner(everest.Options{
+	mx := metrics.New()
+	opts := everest.Options{
 		Broker:        everest.Broker{URL: m.brokerURL()},
 		Prefix:        m.everestPrefix,
 		ModuleID:      m.module,
 		InstallPrefix: m.prefix,
 		Logger:        logger,
 		StartTimeout:  moduleStartTimeout,
-	})
+		OnConnection:  mx.BrokerConnection,
+		Wire:          everest.WireAuto,
+		Fallback:      api.FailureResult,
+	}
+	chooseModuleWire(&opts, m, args, logger)
+	r := everest.NewRunner(opts)
 	var wg sync.WaitGroup
 	var opened *store.Store // set by setup, which RunModule calls once, before it returns
 	setup := func(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
-		cfg, warnings := mc.StoreConfig()
+		iv := interfaceOf(mc, logger)
+		cfg, warnings := api.StoreConfig(mc.Params, mc.EtcDir)
 		for _, w := range warnings {
 			logger.Warn(w)
 		}
 		logger.Info("certificate store", "certs_root", cfg.CertsRoot,
 			"v2g_ca_bundle", cfg.CABundlePath(store.CAV2G), "csms_ca_bundle", cfg.CABundlePath(store.CACSMS),
 			"mo_ca_bundle", cfg.CABundlePath(store.CAMO), "mf_ca_bundle", cfg.CABundlePath(store.CAMF))
-		st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: r.PublishStoreEvent})
+		st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, logger)})
 		if err != nil {
 			return nil, err
 		}
 		opened = st
 		wg.Go(func() { maintainWhenReady(ctx, r, st) })
-		return api.NewDispatcher(st), nil
+		// A metrics endpoint that cannot start is logged, never fatal: the manager would take
+		// every module down with this one.
+		if stop, err := startMetrics(mx, st, metricsFromEnv(), logger); err != nil {
+			logger.Error("metrics endpoint not started", "env", envMetricsAddr, "err", err)
+		} else {
+			wg.Go(func() { <-ctx.Done(); stop() })
+		}
+		return iv.Serve(mx.Instrument(api.NewDispatcher(st))), nil
 	}
 	err = r.RunModule(ctx, setup)
 	wg.Wait()

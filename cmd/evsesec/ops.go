@@ -17,6 +17,7 @@ var operatorSubcommands = map[string]subcommand{
 	"doctor": {"explain the store: what is missing, misfiled, expiring, and how to fix it", runDoctor},
 	"gc":     {"run garbage collection once and print what it removed", runGC},
 	"csr":    {"generate a CSR (and its key) for the CSMS or SECC leaf", runCSR},
+	"check":  {"monitoring plugin: one line and exit 0/1/2/3 for ok/warning/critical/unknown (Nagios, Icinga, Zabbix)", runCheck},
 }
 
 // opFlags parses the common flags of an operator verb: the store flags and --json.
@@ -66,7 +67,7 @@ func runLs(argv []string, stdout, stderr io.Writer) int {
 		return printJSON(stdout, recs)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tDOMAIN\tSUBJECT\tVALIDITY\tDAYS LEFT\tKEY\tPATH")
+	fmt.Fprintln(tw, "KIND\tDOMAIN\tSECC-ID\tSUBJECT\tVALIDITY\tDAYS LEFT\tKEY\tPATH")
 	for _, r := range recs {
 		key := "-"
 		if r.Kind == "leaf" {
@@ -82,14 +83,22 @@ func runLs(argv []string, stdout, stderr io.Writer) int {
 		if r.LeafType != "" {
 			dom = string(r.LeafType) + " leaf"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Kind, dom, printable(r.Subject), r.Validity, r.DaysLeft, printable(key), printable(r.Path))
+		seccID := "-"
+		if r.SeccID != "" {
+			seccID = printable(r.SeccID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Kind, dom, seccID, printable(r.Subject), r.Validity, r.DaysLeft, printable(key), printable(r.Path))
 	}
 	tw.Flush()
 	return 0
 }
 
 func runDoctor(argv []string, stdout, stderr io.Writer) int {
-	sf, asJSON, code, ok := opFlags("doctor", "Usage: evsesec doctor [--certs DIR | --config FILE] [--json]\n\nExplains the store and how to fix what is wrong. Exit 1 when it finds an error.", argv, stderr, nil)
+	var seccIDs repeated
+	sf, asJSON, code, ok := opFlags("doctor", "Usage: evsesec doctor [--certs DIR | --config FILE] [--secc-id ID ...] [--json]\n\nExplains the store and how to fix what is wrong. Exit 1 when it finds an error.\nWith the EVSEs' SECC-IDs (--secc-id, repeated, or the config's secc_ids) it also says which EVSE has\nno SECC leaf of its own and which share one.", argv, stderr,
+		func(fs *flag.FlagSet) {
+			fs.Var(&seccIDs, "secc-id", "SECC-ID (ISO15118SeccId) of an EVSE; repeat for each; overrides the config's secc_ids")
+		})
 	if !ok {
 		return code
 	}
@@ -99,6 +108,9 @@ func runDoctor(argv []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fs := s.Diagnose()
+	if len(seccIDs) > 0 {
+		fs = s.DiagnoseEVSEs(seccIDs)
+	}
 	exit := 0
 	for _, f := range fs {
 		if f.Severity == "error" {
@@ -157,8 +169,8 @@ func runGC(argv []string, stdout, stderr io.Writer) int {
 func runCSR(argv []string, stdout, stderr io.Writer) int {
 	var leafType, country, org, cn string
 	var tpm bool
-	sf, asJSON, code, ok := opFlags("csr", "Usage: evsesec csr [--certs DIR | --config FILE] --type CSMS|V2G --country DE --org ORG --cn NAME [--tpm]\n\nMakes a key in the leaf key directory and prints the CSR (PEM) signed with it.", argv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&leafType, "type", "", "leaf type: CSMS or V2G (required)")
+	sf, asJSON, code, ok := opFlags("csr", "Usage: evsesec csr [--certs DIR | --config FILE] --type CSMS|V2G|V2G20 --country DE --org ORG --cn NAME [--tpm]\n\nMakes a key in the leaf key directory and prints the CSR (PEM) signed with it.\nV2G20 is the ISO 15118-20 SECC leaf (P-521, DC=CSO); for one leaf per EVSE give the EVSE's SECC-ID as --cn.", argv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&leafType, "type", "", "leaf type: CSMS, V2G or V2G20 (required)")
 		fs.StringVar(&country, "country", "", "subject C: two letters (required)")
 		fs.StringVar(&org, "org", "", "subject O (required)")
 		fs.StringVar(&cn, "cn", "", "subject CN (required)")
@@ -174,7 +186,7 @@ func runCSR(argv []string, stdout, stderr io.Writer) int {
 	}
 	lt := store.LeafType(leafType)
 	if !lt.Valid() {
-		fmt.Fprintln(stderr, "evsesec csr: --type must be CSMS or V2G")
+		fmt.Fprintln(stderr, "evsesec csr: --type must be CSMS, V2G or V2G20")
 		return exitUsage
 	}
 	res := s.GenerateCSR(lt, country, org, cn, tpm)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/evsesec/evsesec/api"
 	"github.com/evsesec/evsesec/everest"
+	"github.com/evsesec/evsesec/metrics"
 	"github.com/evsesec/evsesec/store"
 )
 
@@ -29,6 +30,7 @@ type brokerFlags struct {
 	tlsKey       string
 	moduleID     string
 	prefix       string
+	wire         string
 }
 
 func (f *brokerFlags) register(fs *flag.FlagSet, brokerUsage string) {
@@ -40,7 +42,12 @@ func (f *brokerFlags) register(fs *flag.FlagSet, brokerUsage string) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM key of --tls-cert")
 	fs.StringVar(&f.moduleID, "module-id", everest.DefaultModuleID, "module id of the service in the EVerest topics")
 	fs.StringVar(&f.prefix, "prefix", everest.DefaultPrefix, "EVerest MQTT prefix of the topics")
+	fs.StringVar(&f.wire, "everest-wire", everest.WireLatest, "EVerest framework wire to speak: "+strings.Join(everest.WireNames(), ", ")+
+		" (or a framework version such as v0.24)")
 }
+
+// everestWire returns the --everest-wire choice; nil for auto.
+func (f *brokerFlags) everestWire() (everest.Wire, error) { return everest.WireByName(f.wire) }
 
 // externalOnly reports whether a flag that only applies to --broker was given without it.
 func (f *brokerFlags) externalOnly() string {
@@ -96,14 +103,17 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	bf.register(fs, "external MQTT broker URL: tcp://host:port, ssl://host:port or unix:///path (default: start the embedded broker)")
 	listen := fs.String("listen", "", "address of the embedded broker (default "+everest.DefaultListen+"; keep it on loopback: every client may use every topic)")
 	socket := fs.String("socket", "", "Unix socket path of the embedded broker instead of --listen (mode 0660)")
+	var mf metricsFlags
+	mf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: evsesec serve [--config FILE | --certs DIR] [--broker URL] [--listen 127.0.0.1:1883 | --socket PATH]")
 		fmt.Fprintln(stderr, "                     [--module-id evse_security] [--prefix everest/] [--username U --password-file F]")
-		fmt.Fprintln(stderr, "                     [--tls-ca F --tls-cert F --tls-key F]")
+		fmt.Fprintln(stderr, "                     [--tls-ca F --tls-cert F --tls-key F] [--metrics 127.0.0.1:9464] [--everest-wire v0.25]")
 		fmt.Fprintln(stderr, "\nServes every evse_security command on the EVerest topics (<prefix>modules/<module-id>/impl/main/cmd/<cmd>,")
 		fmt.Fprintln(stderr, "results on .../cmd/<cmd>/response/<caller>) and publishes certificate_store_update after each change.")
 		fmt.Fprintln(stderr, "Without --broker it starts an embedded MQTT broker. It also reports ready, so an EVerest manager")
-		fmt.Fprintln(stderr, "with `standalone: true` for this module id accepts it. SIGTERM or Ctrl-C stops it.\n\nFlags:")
+		fmt.Fprintln(stderr, "with `standalone: true` for this module id accepts it. --everest-wire speaks an older framework's wire")
+		fmt.Fprintln(stderr, "(one cmd topic per implementation, bare JSON); auto asks the manager first. SIGTERM or Ctrl-C stops it.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(argv); err != nil {
@@ -125,6 +135,12 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		return usage("--listen and --socket exclude each other")
 	case bf.externalOnly() != "":
 		return usage(bf.externalOnly() + " applies to an external broker (--broker) only")
+	case mf.addr != "" && metrics.CheckAddr(mf.addr, mf.allowRemote) != nil:
+		return usage(metrics.CheckAddr(mf.addr, mf.allowRemote).Error())
+	}
+	w, err := bf.everestWire()
+	if err != nil {
+		return usage(err.Error())
 	}
 	level := slog.LevelInfo
 	if sf.verbose {
@@ -153,15 +169,27 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		logger.Info("embedded MQTT broker listening", "address", eb.Addr(), "url", eb.URL())
 		b = everest.Broker{URL: eb.URL()}
 	}
-	r := everest.NewRunner(everest.Options{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, Logger: logger})
-	st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: r.PublishStoreEvent})
+	m := metrics.New()
+	wireName, iv := everest.WireAuto, api.LatestInterface()
+	if w != nil {
+		wireName, iv = w.Name(), api.InterfaceOfRelease(releaseOfWire[w.Name()])
+	}
+	r := everest.NewRunner(everest.Options{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, Logger: logger,
+		Wire: wireName, WireReason: "--everest-wire", Fallback: api.FailureResult, OnConnection: m.BrokerConnection})
+	st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, logger)})
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}
 	defer st.Close() // removes this process's private directory of derived files
-	logger.Info("certificate store", "certs_root", cfg.CertsRoot)
-	if err := serveStore(ctx, r, st, func(ctx context.Context, h everest.Handler) error { return r.Serve(ctx, h) }); err != nil {
+	logger.Info("certificate store", "certs_root", cfg.CertsRoot, "everest_wire", wireName)
+	stopMetrics, err := startMetrics(m, st, mf, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "evsesec serve:", err)
+		return 1
+	}
+	defer stopMetrics()
+	if err := serveStore(ctx, r, st, m.Instrument(api.NewDispatcher(st)), func(ctx context.Context, h everest.Handler) error { return r.Serve(ctx, iv.Serve(h)) }); err != nil {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}
@@ -170,11 +198,11 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 
 // serveStore runs the store's maintenance loop (GC timer, leaf events) beside the runner once it
 // is ready, and waits for both to end.
-func serveStore(ctx context.Context, r *everest.Runner, st *store.Store, run func(context.Context, everest.Handler) error) error {
+func serveStore(ctx context.Context, r *everest.Runner, st *store.Store, h everest.Handler, run func(context.Context, everest.Handler) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { maintainWhenReady(ctx, r, st) })
-	err := run(ctx, api.NewDispatcher(st))
+	err := run(ctx, h)
 	cancel()
 	wg.Wait()
 	return err

@@ -68,6 +68,11 @@ func (f *storeFlags) open(stderr io.Writer) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return f.openConfig(cfg, stderr)
+}
+
+// openConfig opens the store of cfg with the logger of open.
+func (f *storeFlags) openConfig(cfg store.Config, stderr io.Writer) (*store.Store, error) {
 	level := slog.LevelWarn
 	if f.verbose {
 		level = slog.LevelDebug

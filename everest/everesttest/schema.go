@@ -66,7 +66,43 @@ func LoadSchemas(t testing.TB) *Schemas {
 	return s
 }
 
-func loadSchemas() (*Schemas, error) {
+// extensionKey marks enum values evsesec adds to a type of the interface (see the types file's
+// LeafCertificateType). Unknown to JSON Schema, it is ignored unless LoadExtendedSchemas folds it
+// into the enum.
+const extensionKey = "x-evsesec-extension-enum"
+
+// LoadExtendedSchemas is LoadSchemas with evsesec's extension enum values accepted: what a
+// caller that knows the extensions (V2G20) may send and receive. Everything else is as strict as
+// the upstream interface.
+func LoadExtendedSchemas(t testing.TB) *Schemas {
+	t.Helper()
+	s, err := loadSchemasWith(true)
+	if err != nil {
+		t.Fatalf("load EVerest schemas with evsesec extensions: %v", err)
+	}
+	return s
+}
+
+func loadSchemas() (*Schemas, error) { return loadSchemasWith(false) }
+
+// foldExtensions appends each type's extension values to its enum.
+func foldExtensions(types map[string]any) {
+	for _, v := range types {
+		m, ok := v.(map[string]any)
+		if !ok {
+			continue
+		}
+		ext, ok := m[extensionKey].([]any)
+		if !ok {
+			continue
+		}
+		if enum, ok := m["enum"].([]any); ok {
+			m["enum"] = append(append([]any{}, enum...), ext...)
+		}
+	}
+}
+
+func loadSchemasWith(extensions bool) (*Schemas, error) {
 	iface, err := readYAML("interfaces-evse_security.yaml")
 	if err != nil {
 		return nil, err
@@ -81,6 +117,9 @@ func loadSchemas() (*Schemas, error) {
 	}
 	for _, v := range types {
 		strict(v)
+	}
+	if extensions {
+		foldExtensions(types)
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
