@@ -15,6 +15,11 @@ import (
 // (mosquitto without message_size_limit / max_packet_size) could otherwise make the service
 // allocate 256 MiB per message. A larger packet ends the connection before its body is read; the
 // client reconnects and subscribes again (the session is clean, so the message is gone).
+//
+// The exception is a PUBLISH with the RETAIN flag, which a broker sets only on the retained
+// messages it replays when a subscription is made: refusing one would end every connection at the
+// same message again. It is read (one message per topic and connection, not a flood) and dropped
+// by the subscription's size check before it is copied.
 const maxPacketBytes = MaxMessageBytes + 64<<10
 
 // openLimited dials the broker as paho would (tcp, unix, TLS; EVerest's brokers are local, so no
@@ -50,10 +55,11 @@ type packetLimit struct {
 	net.Conn
 	max int
 
-	state  int // 0: at a packet's first byte, 1: in its length, 2: in its body
-	length int // remaining length decoded so far
-	shift  uint
-	body   int // body bytes still to come
+	state    int // 0: at a packet's first byte, 1: in its length, 2: in its body
+	retained bool
+	length   int // remaining length decoded so far
+	shift    uint
+	body     int // body bytes still to come
 }
 
 func (c *packetLimit) Read(p []byte) (int, error) {
@@ -70,13 +76,14 @@ func (c *packetLimit) scan(b []byte) error {
 		switch c.state {
 		case 0:
 			c.state, c.length, c.shift = 1, 0, 0
+			c.retained = b[0]&0xf1 == 0x31 // PUBLISH with RETAIN
 			b = b[1:]
 		case 1:
 			v := b[0]
 			b = b[1:]
 			c.length |= int(v&0x7f) << c.shift
 			c.shift += 7
-			if c.length > c.max {
+			if c.length > c.max && !c.retained {
 				return fmt.Errorf("MQTT packet of at least %d bytes from the broker, over the limit of %d; closing the connection (set message_size_limit on the broker)", c.length, c.max)
 			}
 			if v&0x80 == 0 {

@@ -71,6 +71,13 @@ func TestPacketLimit(t *testing.T) {
 			t.Errorf("chunk %d: %d bytes of the oversized packet handed on", chunk, len(got)-len(ok))
 		}
 	}
+	// A retained message the broker replays on subscribing passes (refusing it would end every
+	// connection at it); the size check of the subscription drops it.
+	retained := append(mqttFrame(0x31, 20000), bytes.Repeat([]byte{'r'}, 20000)...)
+	retained = append(retained, ok...)
+	if got, err := readAll(t, retained, 16384, 512); err != nil || !bytes.Equal(got, retained) {
+		t.Errorf("retained oversized message: %d of %d bytes, %v", len(got), len(retained), err)
+	}
 	if _, err := readAll(t, []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, 1<<30, 1); err == nil {
 		t.Error("five-byte remaining length accepted")
 	}

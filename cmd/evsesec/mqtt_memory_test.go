@@ -72,8 +72,13 @@ func dialRawPublisher(addr, clientID string) (*rawPublisher, error) {
 // publish sends prefix, then n bytes of filler, then suffix as one message. The error is the
 // broker closing the connection, which is what a refused packet looks like.
 func (p *rawPublisher) publish(topic, prefix string, n int, suffix string) error {
+	return p.publishFlags(0x30, topic, prefix, n, suffix)
+}
+
+// publishFlags is publish with the first byte given (0x31: retained).
+func (p *rawPublisher) publishFlags(first byte, topic, prefix string, n int, suffix string) error {
 	total := 2 + len(topic) + len(prefix) + n + len(suffix)
-	p.w.WriteByte(0x30)
+	p.w.WriteByte(first)
 	p.w.Write(mqttLength(total))
 	_ = binary.Write(p.w, binary.BigEndian, uint16(len(topic)))
 	p.w.WriteString(topic)
@@ -232,6 +237,16 @@ func TestServeMemoryBoundedBehindAnUnlimitedBroker(t *testing.T) {
 	}
 	call("before")
 	pid := s.cmd.Process.Pid
+	// A retained oversized message on a command topic: the broker replays it on every
+	// subscription, so it must not end every connection.
+	pub, err := dialRawPublisher(addr, "retained")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.publishFlags(0x31, topics.Cmd("install_ca_certificate"), `{"msg_type":"Cmd","data":{"id":"r","origin":"attacker","args":{"certificate_type":"V2G","certificate":"`, 10<<20, `"}}}`); err != nil {
+		t.Fatal(err)
+	}
+	pub.close()
 	for i := range 3 {
 		pub, err := dialRawPublisher(addr, fmt.Sprintf("huge-%d", i))
 		if err != nil {
