@@ -34,12 +34,13 @@ func (e *ArgError) Error() string {
 // zero values, so a handler can read all its arguments and check err once.
 type args struct {
 	command string
+	params  []Param
 	raw     map[string]json.RawMessage
 	err     *ArgError
 }
 
-func parseArgs(command string, data json.RawMessage) (*args, error) {
-	a := &args{command: command, raw: map[string]json.RawMessage{}}
+func parseArgs(command string, data json.RawMessage, params []Param) (*args, error) {
+	a := &args{command: command, params: params, raw: map[string]json.RawMessage{}}
 	trimmed := bytes.TrimSpace(data)
 	if len(trimmed) == 0 || bytes.Equal(trimmed, []byte("null")) {
 		return a, nil
@@ -59,15 +60,44 @@ func (a *args) fail(name, reason string) {
 	}
 }
 
-// value decodes argument name into v; ok is false when it is absent (or JSON null).
-func (a *args) value(name string, v any, required bool) bool {
+// absent reports whether argument name is missing or JSON null: both mean "not given".
+func (a *args) absent(name string) bool {
 	raw, ok := a.raw[name]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		if required {
-			a.fail(name, "missing required argument")
+	return !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+}
+
+// checkRequired fails on the first required argument of the command's table row that is absent
+// or null, whatever its type.
+func (a *args) checkRequired() error {
+	for _, p := range a.params {
+		if p.Required && a.absent(p.Name) {
+			a.fail(p.Name, "missing required argument")
+			return a.err
 		}
+	}
+	return nil
+}
+
+// declared panics when a handler reads an argument its table row does not declare: the table
+// is what the required-argument check and the interface test rely on, so it must be complete.
+// The dispatcher turns the panic into an error.
+func (a *args) declared(name string) {
+	for _, p := range a.params {
+		if p.Name == name {
+			return
+		}
+	}
+	panic(fmt.Sprintf("argument %q is not declared in the command table", name))
+}
+
+// value decodes argument name into v; ok is false when it is absent (or JSON null). Required
+// arguments were checked before the handler ran, so absent here means an optional one.
+func (a *args) value(name string, v any) bool {
+	a.declared(name)
+	if a.absent(name) {
 		return false
 	}
+	raw := a.raw[name]
 	if err := json.Unmarshal(raw, v); err != nil {
 		a.fail(name, "wrong type: "+jsonTypeError(err))
 		return false
@@ -82,18 +112,19 @@ func jsonTypeError(err error) string {
 	return err.Error()
 }
 
-// str reads a required string argument. An empty string is a valid value; the store decides
-// what it means.
+// str reads a string argument. An empty string is a valid value; the store decides what it
+// means.
 func (a *args) str(name string) string {
 	var s string
-	a.value(name, &s, true)
+	a.value(name, &s)
 	return s
 }
 
-// boolean reads a boolean argument; absent means false (the interface's optional flags).
+// boolean reads a boolean argument. The interface's flags are all required: the table says so,
+// and the dispatcher refuses a call without them before this runs.
 func (a *args) boolean(name string) bool {
 	var b bool
-	a.value(name, &b, false)
+	a.value(name, &b)
 	return b
 }
 
@@ -118,7 +149,7 @@ var (
 
 func (a *args) caType(name string) store.CAType {
 	var t store.CAType
-	if !a.value(name, &t, true) {
+	if !a.value(name, &t) {
 		return t
 	}
 	return oneOf(a, name, t, t.Valid(), caTypeValues)
@@ -126,7 +157,7 @@ func (a *args) caType(name string) store.CAType {
 
 func (a *args) leafType(name string) store.LeafType {
 	var t store.LeafType
-	if !a.value(name, &t, true) {
+	if !a.value(name, &t) {
 		return t
 	}
 	return oneOf(a, name, t, t.Valid(), leafTypeValues)
@@ -134,7 +165,7 @@ func (a *args) leafType(name string) store.LeafType {
 
 func (a *args) encoding(name string) store.EncodingFormat {
 	var e store.EncodingFormat
-	if !a.value(name, &e, true) {
+	if !a.value(name, &e) {
 		return e
 	}
 	return oneOf(a, name, e, e.Valid(), encodingValues)
@@ -142,7 +173,7 @@ func (a *args) encoding(name string) store.EncodingFormat {
 
 func (a *args) leafTypes(name string) []store.LeafType {
 	var ts []store.LeafType
-	if !a.value(name, &ts, true) {
+	if !a.value(name, &ts) {
 		return nil
 	}
 	for _, t := range ts {
@@ -153,7 +184,7 @@ func (a *args) leafTypes(name string) []store.LeafType {
 
 func (a *args) certTypes(name string) []store.CertificateType {
 	var ts []store.CertificateType
-	if !a.value(name, &ts, true) {
+	if !a.value(name, &ts) {
 		return nil
 	}
 	for _, t := range ts {
@@ -172,7 +203,7 @@ func (a *args) hashData(name string) certs.HashData {
 		IssuerKeyHash  *string `json:"issuer_key_hash"`
 		SerialNumber   *string `json:"serial_number"`
 	}
-	if !a.value(name, &h, true) {
+	if !a.value(name, &h) {
 		return certs.HashData{}
 	}
 	for field, v := range map[string]*string{"hash_algorithm": h.Algorithm, "issuer_name_hash": h.IssuerNameHash, "issuer_key_hash": h.IssuerKeyHash, "serial_number": h.SerialNumber} {

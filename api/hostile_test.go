@@ -401,7 +401,7 @@ func TestHostileInputEveryCommand(t *testing.T) {
 			}, want: "null"},
 		{name: "generate_certificate_signing_request 50 MB names", command: "generate_certificate_signing_request", big: true,
 			args: func(t *testing.T) []byte {
-				return hostileJSON(t, map[string]any{"certificate_type": "V2G", "country": "DE", "organization": strings.Repeat("O", mb50), "common": strings.Repeat("C", 1<<20)})
+				return hostileJSON(t, map[string]any{"certificate_type": "V2G", "country": "DE", "organization": strings.Repeat("O", mb50), "common": strings.Repeat("C", 1<<20), "use_tpm": false})
 			}, want: `{"status":"GenerationError"}`},
 		{name: "delete_certificate 2 MB hash", command: "delete_certificate", args: hostileArgs(map[string]any{"certificate_hash_data": hugeHash}), want: `"NotFound"`},
 		{name: "get_installed_certificates 100,000 types", command: "get_installed_certificates", heavy: true,
@@ -478,11 +478,11 @@ func TestHostileInputEveryCommand(t *testing.T) {
 		{name: "command name with NUL", command: "install_ca_certificate\x00",
 			args: hostileArgs(map[string]any{"certificate": string(p.V2GRoot.CertPEM()), "certificate_type": "V2G"})},
 		{name: "generate_certificate_signing_request CN with NUL", command: "generate_certificate_signing_request",
-			args: hostileArgs(map[string]any{"certificate_type": "CSMS", "country": "DE", "organization": "Org", "common": "CP\x00001"}), want: `{"status":"GenerationError"}`},
+			args: hostileArgs(map[string]any{"certificate_type": "CSMS", "country": "DE", "organization": "Org", "common": "CP\x00001", "use_tpm": false}), want: `{"status":"GenerationError"}`},
 		{name: "generate_certificate_signing_request O with NUL", command: "generate_certificate_signing_request",
-			args: hostileArgs(map[string]any{"certificate_type": "V2G", "country": "DE", "organization": "\x00", "common": "CP001"}), want: `{"status":"GenerationError"}`},
+			args: hostileArgs(map[string]any{"certificate_type": "V2G", "country": "DE", "organization": "\x00", "common": "CP001", "use_tpm": false}), want: `{"status":"GenerationError"}`},
 		{name: "generate_certificate_signing_request C with NUL", command: "generate_certificate_signing_request",
-			args: hostileArgs(map[string]any{"certificate_type": "V2G", "country": "D\x00", "organization": "Org", "common": "CP001"}), want: `{"status":"GenerationError"}`},
+			args: hostileArgs(map[string]any{"certificate_type": "V2G", "country": "D\x00", "organization": "Org", "common": "CP001", "use_tpm": false}), want: `{"status":"GenerationError"}`},
 		{name: "certificate_type with NUL", command: "is_ca_certificate_installed",
 			args: hostileArgs(map[string]any{"certificate_type": "V2G\x00"}), want: hostileArgError},
 		{name: "delete_certificate serial with NUL", command: "delete_certificate",
@@ -527,7 +527,7 @@ func TestHostileInputEveryCommand(t *testing.T) {
 		{name: "get_all_valid_certificates_info include_ocsp string", command: "get_all_valid_certificates_info",
 			args: hostileArgs(map[string]any{"certificate_type": "V2G", "encoding": "PEM", "include_ocsp": "yes"}), want: hostileArgError},
 		{name: "get_leaf_certificate_info MO", command: "get_leaf_certificate_info",
-			args: hostileArgs(map[string]any{"certificate_type": "MO", "encoding": "PEM"})},
+			args: hostileArgs(map[string]any{"certificate_type": "MO", "encoding": "PEM", "include_ocsp": false})},
 	}
 	hostileRun(t, e.d, e.root, cases)
 	hostileCoverage(t, cases)

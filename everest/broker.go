@@ -22,6 +22,45 @@ import (
 // DefaultListen is where the embedded broker listens unless told otherwise: loopback only.
 const DefaultListen = "127.0.0.1:1883"
 
+// Memory bounds of the MQTT transport. The store refuses any input over 1 MiB
+// (store.MaxInputBytes) with the command's own failure code; a message carrying such an input is
+// a little larger (JSON escaping of a PEM's newlines, the envelope), so the transport lets through
+// twice that, and nothing bigger: a bigger message could never be a command the store would run,
+// and holding it (the broker's copy, the client's, the decoded arguments) is what lets a local
+// client exhaust the charger's memory.
+const (
+	// MaxMessageBytes bounds one MQTT packet the embedded broker reads, and one message evsesec's
+	// client hands to a command: larger ones are dropped before they are copied.
+	MaxMessageBytes = 2 << 20
+	// maxPendingPerClient bounds the messages the embedded broker queues for one client that
+	// reads slowly, and maxInflightPerClient the QoS 1/2 messages it keeps for one client until
+	// they are acknowledged (mochi's defaults are 8192 each: 16 GiB of 2 MiB messages). A
+	// message beyond them is dropped for that client. They are counts, high enough for any burst
+	// of calls EVerest makes (dozens at once); what the queued messages may cost in bytes is
+	// bounded by memoryGuard, which queues no large message while the process is at its memory
+	// budget.
+	maxPendingPerClient  = 1024
+	maxInflightPerClient = 1024
+	// maxClients bounds the connections of the embedded broker (an EVerest installation has a
+	// few dozen modules).
+	maxClients = 256
+	// maxSessionExpiry bounds how long the embedded broker keeps the session (subscriptions and
+	// queued messages) of a client that went away without a clean session.
+	maxSessionExpiry = 5 * 60
+)
+
+// embeddedCapabilities are mochi's defaults with the memory bounds above.
+func embeddedCapabilities() *mqtt.Capabilities {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = MaxMessageBytes
+	caps.MaximumClientWritesPending = maxPendingPerClient
+	caps.MaximumInflight = maxInflightPerClient
+	caps.ReceiveMaximum = maxInflightPerClient
+	caps.MaximumClients = maxClients
+	caps.MaximumSessionExpiryInterval = maxSessionExpiry
+	return caps
+}
+
 // Broker says which MQTT broker to use and how to log in to it.
 type Broker struct {
 	// URL is tcp://host:port, a TLS URL (ssl://, tls://, mqtts://) or unix:///path/to/socket.
@@ -142,12 +181,18 @@ func StartEmbeddedBroker(opts EmbeddedOptions) (*EmbeddedBroker, error) {
 	}
 	srv := mqtt.New(&mqtt.Options{
 		InlineClient: false,
+		// A packet over MaximumPacketSize is refused from its fixed header, before its body is
+		// read, and its sender is disconnected.
+		Capabilities: embeddedCapabilities(),
 		Logger:       slog.New(minLevel{logger.Handler(), slog.LevelError}),
 	})
 	if err := srv.AddHook(new(allowAll), nil); err != nil {
 		return nil, err
 	}
 	if err := srv.AddHook(newPacketIDs(), nil); err != nil {
+		return nil, err
+	}
+	if err := srv.AddHook(&memoryGuard{log: logger}, nil); err != nil {
 		return nil, err
 	}
 	b := &EmbeddedBroker{srv: srv}
@@ -219,6 +264,27 @@ func (*allowAll) Provides(b byte) bool {
 func (*allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
 
 func (*allowAll) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
+
+// memoryGuard stops the embedded broker from queueing large messages while the process (broker and
+// service share it) is at its memory budget: the packet has been read, but it is neither queued
+// for subscribers nor retained, so what a flood of large messages costs is bounded by the budget
+// and the packets being read at that moment. The publisher's QoS flow completes as usual.
+type memoryGuard struct {
+	mqtt.HookBase
+	log *slog.Logger
+}
+
+func (*memoryGuard) ID() string { return "evsesec-memory-guard" }
+
+func (*memoryGuard) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+func (g *memoryGuard) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if len(pk.Payload) > largeMessageBytes && overBudget() {
+		dropped.note(g.log, pk.TopicName, len(pk.Payload), "broker: large message while the service's memory is at its budget")
+		return pk, packets.CodeSuccessIgnore
+	}
+	return pk, nil
+}
 
 // minLevel drops records below a level (the broker logs every connection at Info).
 type minLevel struct {

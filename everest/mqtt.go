@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"runtime/metrics"
+	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -71,6 +74,7 @@ func dial(ctx context.Context, o connOptions) (*conn, error) {
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(o.reconnectMax).
 		SetConnectRetry(false).
+		SetCustomOpenConnectionFn(openLimited). // bounds the packets paho reads
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("lost the MQTT broker; reconnecting", "broker", o.broker.String(), "err", err)
 			if o.onLost != nil {
@@ -144,9 +148,14 @@ func (c *conn) publishAsync(topic string, payload []byte) {
 	c.c.Publish(topic, QoS, false, payload)
 }
 
-// subscribe subscribes filter at QoS 2 with cb as its handler and waits for the SUBACK.
+// subscribe subscribes filter at QoS 2 with cb as its handler and waits for the SUBACK. Messages
+// the service must not hold (see admit) are dropped here, before cb copies them.
 func (c *conn) subscribe(ctx context.Context, filter string, cb func(topic string, payload []byte, retained bool)) error {
 	t := c.c.Subscribe(filter, QoS, func(_ paho.Client, m paho.Message) {
+		if reason := admit(len(m.Payload())); reason != "" {
+			dropped.note(c.log, m.Topic(), len(m.Payload()), reason)
+			return
+		}
 		cb(m.Topic(), m.Payload(), m.Retained())
 	})
 	if err := c.wait(ctx, t); err != nil {
@@ -176,4 +185,81 @@ func newUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// Memory admission of incoming messages. Every command runs in its own goroutine and holds its
+// message (and its decoded arguments) until it has answered, so a burst of large messages would
+// otherwise pile up in memory faster than the commands refuse them.
+const (
+	// largeMessageBytes: no legitimate command comes near it (a chain of a few certificates is
+	// a few KiB), so only such messages are ever refused for memory.
+	largeMessageBytes = 64 << 10
+	// heapBudget is the live heap above which large messages are dropped until commands in
+	// progress have released theirs.
+	heapBudget = 64 << 20
+)
+
+// admit returns why a message of n bytes is dropped, or "" when it may be handed on.
+func admit(n int) string {
+	switch {
+	case n > MaxMessageBytes:
+		return fmt.Sprintf("larger than %d bytes", MaxMessageBytes)
+	case n > largeMessageBytes && overBudget():
+		return "large message while the service's memory is at its budget"
+	}
+	return ""
+}
+
+// lastGC is when overBudget last collected garbage.
+var lastGC struct {
+	sync.Mutex
+	at time.Time
+}
+
+// overBudget reports whether the heap is above heapBudget. The heap figure counts garbage not yet
+// collected, so before refusing, a collection is run (at most one a second): a service that is
+// idle after a burst would otherwise refuse large messages until the runtime's next collection.
+func overBudget() bool {
+	if heapBytes() <= heapBudget {
+		return false
+	}
+	lastGC.Lock()
+	defer lastGC.Unlock()
+	if time.Since(lastGC.at) < time.Second {
+		return true
+	}
+	runtime.GC()
+	lastGC.at = time.Now()
+	return heapBytes() > heapBudget
+}
+
+// heapBytes reads the bytes of heap objects, live or not yet swept (no stop of the world).
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// dropLog reports dropped messages: the first at once, then at most one summary a second, so a
+// flood cannot flood the log too.
+type dropLog struct {
+	mu    sync.Mutex
+	last  time.Time
+	count int
+}
+
+var dropped dropLog
+
+func (d *dropLog) note(log *slog.Logger, topic string, n int, reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.count++
+	if time.Since(d.last) < time.Second {
+		return
+	}
+	log.Warn("dropped an MQTT message", "topic", topic, "bytes", n, "reason", reason, "dropped_since_last_report", d.count)
+	d.last, d.count = time.Now(), 0
 }

@@ -224,7 +224,7 @@ func TestScrapeFollowsTime(t *testing.T) {
 		soon := map[string]string{"fingerprint": fingerprint(f.soon), "kind": "leaf"}
 		s0 := f.scrape()
 		left0 := s0.must(t, "evsesec_certificate_expiry_seconds", soon)
-		if res, err := f.call("generate_certificate_signing_request", map[string]any{"certificate_type": "CSMS", "country": "DE", "organization": "EVerest", "common": "CP1"}); err != nil || !strings.Contains(res, `"Accepted"`) {
+		if res, err := f.call("generate_certificate_signing_request", map[string]any{"certificate_type": "CSMS", "country": "DE", "organization": "EVerest", "common": "CP1", "use_tpm": false}); err != nil || !strings.Contains(res, `"Accepted"`) {
 			t.Fatalf("CSR: %s %v", res, err)
 		}
 		if got := f.scrape().must(t, "evsesec_csr_pending_keys", nil); got != 1 {

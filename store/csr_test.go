@@ -344,7 +344,7 @@ func TestGenerateCSRBadInput(t *testing.T) {
 	// JSON path: argument errors never reach the store.
 	before = snapshot(t, e.root)
 	full := map[string]any{"certificate_type": "V2G", "country": "DE", "organization": "O", "common": "CN", "use_tpm": false}
-	for _, drop := range []string{"certificate_type", "country", "organization", "common"} {
+	for _, drop := range []string{"certificate_type", "country", "organization", "common", "use_tpm"} {
 		args := map[string]any{}
 		for k, v := range full {
 			if k != drop {
@@ -366,7 +366,7 @@ func TestGenerateCSRBadInput(t *testing.T) {
 		}
 	}
 	var res store.CSRResult
-	if err := e.call("generate_certificate_signing_request", map[string]any{"certificate_type": "MO", "country": "DE", "organization": "O", "common": "CN"}, &res); err != nil || res.Status != store.CSRInvalidRequestedType || res.CSR != "" {
+	if err := e.call("generate_certificate_signing_request", map[string]any{"certificate_type": "MO", "country": "DE", "organization": "O", "common": "CN", "use_tpm": false}, &res); err != nil || res.Status != store.CSRInvalidRequestedType || res.CSR != "" {
 		t.Fatalf("MO via JSON: %+v, %v", res, err)
 	}
 	if err := e.call("generate_certificate_signing_request", map[string]any{"certificate_type": "V2G", "country": "DE", "organization": "O", "common": "CN", "use_tpm": true}, &res); err != nil || res.Status != store.CSRKeyGenError {

@@ -114,12 +114,18 @@ func (s *Store) removeKeyFile(path string) error {
 	return removeDurable(s.fs, path)
 }
 
-// Close releases the hardware key backends and the directory watch.
+// Close releases the hardware key backends and the directory watch, and removes the private
+// directory of derived files (paths get_verify_file and get_verify_location handed out for a
+// read-only tree stop working then).
 func (s *Store) Close() error {
 	s.watchMu.Lock()
 	if s.watch != nil {
 		s.watch.close()
 	}
 	s.watchMu.Unlock()
-	return s.keyBackends.Close()
+	err := s.private.remove()
+	if kerr := s.keyBackends.Close(); kerr != nil {
+		err = kerr
+	}
+	return err
 }

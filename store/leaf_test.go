@@ -664,7 +664,7 @@ func TestAllValidCertificatesInfoOnePerRoot(t *testing.T) {
 		t.Fatalf("entry 1: %+v", in)
 	}
 	var viaJSON store.CertificateFullInfoResult
-	if err := e.call("get_all_valid_certificates_info", map[string]any{"certificate_type": "CSMS", "encoding": "PEM"}, &viaJSON); err != nil || len(viaJSON.Info) != 2 {
+	if err := e.call("get_all_valid_certificates_info", map[string]any{"certificate_type": "CSMS", "encoding": "PEM", "include_ocsp": false}, &viaJSON); err != nil || len(viaJSON.Info) != 2 {
 		t.Fatalf("JSON: %+v, %v", viaJSON, err)
 	}
 	for _, args := range []any{
@@ -672,6 +672,8 @@ func TestAllValidCertificatesInfoOnePerRoot(t *testing.T) {
 		map[string]any{"encoding": "PEM"},
 		map[string]any{"certificate_type": "CSMS", "encoding": "pem"},
 		map[string]any{"certificate_type": "CSMS", "encoding": "PEM", "include_ocsp": "yes"},
+		map[string]any{"certificate_type": "CSMS", "encoding": "PEM"},
+		map[string]any{"certificate_type": "CSMS", "encoding": "PEM", "include_ocsp": nil},
 	} {
 		if err := e.call("get_all_valid_certificates_info", args, nil); !isArgError(err) {
 			t.Errorf("%v: err %v, want an argument error", args, err)
@@ -868,7 +870,7 @@ func TestLeafInfoJSON(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	var raw map[string]any
-	if err := e.call("get_leaf_certificate_info", map[string]any{"certificate_type": "V2G", "encoding": "PEM"}, &raw); err != nil {
+	if err := e.call("get_leaf_certificate_info", map[string]any{"certificate_type": "V2G", "encoding": "PEM", "include_ocsp": false}, &raw); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := raw["info"].(map[string]any)
@@ -890,7 +892,7 @@ func TestLeafInfoJSON(t *testing.T) {
 		t.Error("ocsp present though not asked for")
 	}
 	var mf map[string]any
-	if err := e.call("get_leaf_certificate_info", map[string]any{"certificate_type": "MF", "encoding": "PEM"}, &mf); err != nil || mf["status"] != "Rejected" {
+	if err := e.call("get_leaf_certificate_info", map[string]any{"certificate_type": "MF", "encoding": "PEM", "include_ocsp": false}, &mf); err != nil || mf["status"] != "Rejected" {
 		t.Fatalf("MF: %v, %v", mf, err)
 	}
 	if _, ok := mf["info"]; ok {

@@ -243,12 +243,13 @@ func (s *Store) GetLeafExpiryDaysCount(lt LeafType) int {
 	return int(math.Trunc(days))
 }
 
-// queryLock takes the read lock, or the write lock for DER queries, which write files.
+// queryLock takes the read lock, or the write lock for DER queries, which write files: the
+// store's lock when it can be had, else the in-process one alone (a certs root this process
+// cannot write, where the DER copies fail and the PEM paths are answered).
 func (s *Store) queryLock(enc EncodingFormat) func() {
 	if enc == EncodingDER {
-		if unlock, err := s.lock.lock(); err == nil {
-			return unlock
-		}
+		unlock, _, _ := s.lock.lockOrLocal()
+		return unlock
 	}
 	return s.lock.rlock()
 }

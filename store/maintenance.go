@@ -65,10 +65,9 @@ type expiryWarning struct {
 // watchLeaves compares the leaves in use with the last look, emits the events of what changed,
 // and returns the next moment a leaf starts or ends (zero if none).
 func (s *Store) watchLeaves(w *leafWatch) time.Time {
-	unlock, err := s.lock.lock()
-	if err != nil {
-		return time.Time{}
-	}
+	// A store this process cannot lock (a read-only certs root) still has its leaf events; only
+	// the links, which are writes, wait for a process that can.
+	unlock, shared, _ := s.lock.lockOrLocal()
 	now := s.now()
 	v := s.readCAs()
 	var events []Event
@@ -112,7 +111,7 @@ func (s *Store) watchLeaves(w *leafWatch) time.Time {
 		w.current[lt] = fp
 	}
 	w.started = true
-	if moved {
+	if moved && shared {
 		s.updateLinksLocked()
 	}
 	unlock()

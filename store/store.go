@@ -39,6 +39,9 @@ type Store struct {
 	gcStats gcCounters
 
 	onEvent func(Event)
+
+	// private is this process's directory for derived files of a read-only tree.
+	private privateDir
 }
 
 // Options are the optional collaborators of a Store.

@@ -2,9 +2,7 @@ package store
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/evsesec/evsesec/certs"
@@ -24,45 +23,109 @@ import (
 // it is source data; it can be deleted at any time.
 const cacheDirName = ".evsesec"
 
-// cacheDirs are the directories evsesec may write derived files into, in order of preference:
-// the certs root's .evsesec/, then, for a read-only certificate tree, a directory private to this
-// user and this store under the system's temporary directory. The second is named after the
-// store's root, so two stores of one user never share (and never trust) each other's copies.
+// cacheDirs are the directories that hold derived files now, in order of preference: the certs
+// root's .evsesec/, then this process's private directory if it made one.
 func (s *Store) cacheDirs() []string {
-	sum := sha256.Sum256([]byte(s.cfg.CertsRoot))
-	return []string{
-		filepath.Join(s.cfg.CertsRoot, cacheDirName),
-		filepath.Join(os.TempDir(), fmt.Sprintf("evsesec-%d", os.Getuid()), hex.EncodeToString(sum[:8])),
+	out := []string{filepath.Join(s.cfg.CertsRoot, cacheDirName)}
+	if dir := s.private.get(); dir != "" {
+		out = append(out, dir)
 	}
+	return out
 }
 
-// prepareCacheDir makes sure dir (one of cacheDirs) can be written into safely. The certs root's
-// own .evsesec/ is as trustworthy as the root itself. The temporary one lives in a shared,
-// world-writable place, so it and its parent are created private (0700), and anything there that
-// another user made or could change is refused: it would let that user plant trust anchors.
+// writeDirs are the directories a derived file may be written into: the certs root's .evsesec/
+// when this process holds the store's lock (inStore), then a directory private to this process.
+// The private one is made on first use (os.MkdirTemp under the temporary directory: a new
+// directory with a random name, mode 0700, so no other user can have prepared it or look into
+// it) and removed with everything in it by Close, so nothing outlives the process under a name
+// someone could predict.
+func (s *Store) writeDirs(inStore bool) []string {
+	var out []string
+	if inStore {
+		out = append(out, filepath.Join(s.cfg.CertsRoot, cacheDirName))
+	}
+	dir, err := s.private.make()
+	if err != nil {
+		s.log.Warn("cannot make a private directory for derived CA files", "err", err)
+		return out
+	}
+	return append(out, dir)
+}
+
+// privateDir is a store's per-process directory for derived files of a read-only tree.
+type privateDir struct {
+	mu     sync.Mutex
+	dir    string
+	closed bool
+}
+
+func (p *privateDir) get() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dir
+}
+
+func (p *privateDir) make() (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dir != "" {
+		return p.dir, nil
+	}
+	if p.closed {
+		return "", errors.New("the store is closed")
+	}
+	dir, err := os.MkdirTemp("", "evsesec-")
+	if err != nil {
+		return "", err
+	}
+	if err := checkPrivateDir(dir); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	p.dir = dir
+	return dir, nil
+}
+
+// remove deletes the directory and what is in it; no new one is made afterwards.
+func (p *privateDir) remove() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(p.dir)
+	p.dir = ""
+	return err
+}
+
+// checkPrivateDir makes sure dir is a directory (not a symlink) of this user that no one else
+// may enter.
+func checkPrivateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s is open to other users (mode %v)", dir, fi.Mode().Perm())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to this user", dir, st.Uid)
+	}
+	return nil
+}
+
+// prepareCacheDir makes sure dir (one of writeDirs) can be written into safely. The certs root's
+// own .evsesec/ is as trustworthy as the root itself. The private directory must still be the one
+// this process made.
 func (s *Store) prepareCacheDir(dir string) error {
 	if filepath.Dir(dir) == s.cfg.CertsRoot {
 		return nil
 	}
-	for _, p := range []string{filepath.Dir(dir), dir} {
-		if err := s.fs.MkdirAll(p, 0o700); err != nil {
-			return err
-		}
-		fi, err := s.fs.Lstat(p)
-		if err != nil {
-			return err
-		}
-		if !fi.IsDir() || fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%s is not a directory", p)
-		}
-		if fi.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("%s is writable by other users (mode %v)", p, fi.Mode().Perm())
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-			return fmt.Errorf("%s belongs to uid %d, not to this user", p, st.Uid)
-		}
-	}
-	return nil
+	return checkPrivateDir(dir)
 }
 
 // combinedName and hashedName are the derived files of domain t inside a cache directory.
@@ -73,16 +136,17 @@ func hashedName(t CAType) string   { return string(t) + "_CA_HASHED" }
 // OpenSSL-based TLS stack's CAfile. A bundle file is returned as it is. For a bundle directory,
 // evsesec writes the directory's certificates into one file under the certs root's .evsesec/
 // (rewritten only when its content changes, and again whenever a certificate is installed into or
-// deleted from the directory) and returns that; if the certs root cannot be written, the same file
-// goes to a private directory under the system's temporary directory; if that fails too, the file
-// of the directory that holds its first valid root. "" when the domain has no bundle on disk.
+// deleted from the directory) and returns that; if the certs root cannot be written (or its lock
+// not taken), the same file goes to this process's private directory (see writeDirs), which lives
+// as long as the store is open; if that fails too, the file of the directory that holds its first
+// valid root. "" when the domain has no bundle on disk.
 func (s *Store) GetVerifyFile(t CAType) string {
 	if !t.Valid() {
 		return ""
 	}
-	unlock, err := s.lock.lock()
+	unlock, inStore, err := s.lock.lockOrLocal()
 	if err != nil {
-		return ""
+		s.log.Info("get_verify_file: the store's lock cannot be taken; derived files go to a private directory", "err", err)
 	}
 	defer unlock()
 	b := s.readBundle(t)
@@ -93,7 +157,7 @@ func (s *Store) GetVerifyFile(t CAType) string {
 	if len(cs) == 0 {
 		return ""
 	}
-	for _, dir := range s.cacheDirs() {
+	for _, dir := range s.writeDirs(inStore) {
 		combined := filepath.Join(dir, combinedName(t))
 		if err := s.writeCombined(b, combined); err == nil {
 			return combined
@@ -129,17 +193,18 @@ func (s *Store) writeCombined(b *caBundle, path string) error {
 // GetVerifyLocation returns a directory or file an OpenSSL TLS stack can use as its CApath/CAfile
 // for domain t. A bundle file is returned as it is. A bundle directory gets OpenSSL's hash links
 // (HASH.N → file, as c_rehash makes them) and is returned; when the directory is read-only, a
-// hashed copy is made under the certs root's .evsesec/ (or a private directory under the
-// temporary directory) and that is returned instead. Links and copies are brought up to date
+// hashed copy is made under the certs root's .evsesec/ (or, when that cannot be written or the
+// store's lock not taken, in this process's private directory, see writeDirs) and that is
+// returned instead. Links and copies are brought up to date
 // again whenever a certificate is installed into or deleted from the directory. "" when the
 // domain has no bundle on disk or no certificate in it.
 func (s *Store) GetVerifyLocation(t CAType) string {
 	if !t.Valid() {
 		return ""
 	}
-	unlock, err := s.lock.lock()
+	unlock, inStore, err := s.lock.lockOrLocal()
 	if err != nil {
-		return ""
+		s.log.Info("get_verify_location: the store's lock cannot be taken; derived files go to a private directory", "err", err)
 	}
 	defer unlock()
 	b := s.readBundle(t)
@@ -149,12 +214,14 @@ func (s *Store) GetVerifyLocation(t CAType) string {
 	if len(b.certificates()) == 0 {
 		return ""
 	}
-	if err := s.rehash(b); err == nil {
-		return b.path
-	} else {
-		s.log.Info("get_verify_location: cannot rehash the bundle directory in place; making a hashed copy", "domain", t, "err", err)
+	if inStore { // without the lock the directory is not ours to change
+		if err := s.rehash(b); err == nil {
+			return b.path
+		} else {
+			s.log.Info("get_verify_location: cannot rehash the bundle directory in place; making a hashed copy", "domain", t, "err", err)
+		}
 	}
-	for _, base := range s.cacheDirs() {
+	for _, base := range s.writeDirs(inStore) {
 		dir := filepath.Join(base, hashedName(t))
 		if err := s.writeHashedCopy(b, dir); err == nil {
 			return dir

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/evsesec/evsesec/certs"
@@ -343,13 +344,27 @@ func TestRehashLeavesForeignEntries(t *testing.T) {
 	}
 }
 
-// When the certs root cannot be written at all, derived files go to a directory private to the
-// user and to this store under the temporary directory: two stores never share one (a store would
-// otherwise hand out a directory trusting the other store's roots). A temporary directory another
-// user could change is refused.
+// When the certs root cannot be written at all, derived files go to a directory private to this
+// process (a fresh os.MkdirTemp directory, mode 0700): two stores never share one (a store would
+// otherwise hand out a directory trusting the other store's roots), nothing another user left at
+// the old predictable path ($TMPDIR/evsesec-<uid>) is used or followed, and Close removes it all.
 func TestDerivedFilesOfReadOnlyTree(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
+	// Another user prepared the old per-user path: a symlink to a directory they own.
+	theirs := t.TempDir()
+	if err := os.Chmod(theirs, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(theirs, foreignUID, foreignUID); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(tmp, "evsesec-"+strconv.Itoa(os.Getuid()))
+	if err := os.Symlink(theirs, old); err != nil {
+		t.Fatal(err)
+	}
+	planted := map[string]bool{filepath.Base(old): true}
+
 	p := newRefPKI(t)
 	readOnly := func(root string) caStoreOption {
 		return withFS(&faultFS{failCreate: under(root), failSymlink: under(root)})
@@ -365,12 +380,18 @@ func TestDerivedFilesOfReadOnlyTree(t *testing.T) {
 	locA, locB := roA.GetVerifyLocation(CAV2G), roB.GetVerifyLocation(CAV2G)
 	fileA, fileB := roA.GetVerifyFile(CAV2G), roB.GetVerifyFile(CAV2G)
 	for _, l := range []string{locA, locB, fileA, fileB} {
-		if !strings.HasPrefix(l, tmp+string(filepath.Separator)) {
-			t.Fatalf("derived path %q is not under TMPDIR %q", l, tmp)
+		if !strings.HasPrefix(l, tmp+string(filepath.Separator)) || strings.HasPrefix(l, old) {
+			t.Fatalf("derived path %q is not in a private directory under TMPDIR %q", l, tmp)
 		}
 	}
-	if locA == locB || fileA == fileB {
+	if locA == locB || fileA == fileB || filepath.Dir(locA) == filepath.Dir(locB) {
 		t.Fatalf("two stores share derived paths: %q %q / %q %q", locA, locB, fileA, fileB)
+	}
+	for _, dir := range []string{filepath.Dir(locA), filepath.Dir(locB)} {
+		fi, err := os.Lstat(dir)
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+			t.Errorf("private directory %s: %v %v; want a 0700 directory of this user", dir, fi, err)
+		}
 	}
 	leafA := writeLeaf(t, "a.pem", p.SECCLeaf.CertPEM())
 	leafB := writeLeaf(t, "b.pem", mustIssue(t, p.V2GRootNew, leafSpec("B")).CertPEM())
@@ -383,28 +404,73 @@ func TestDerivedFilesOfReadOnlyTree(t *testing.T) {
 	if n := len(certsInFile(t, fileA)); n != 3 {
 		t.Errorf("combined file of A holds %d certificates", n)
 	}
-	fi, err := os.Stat(filepath.Dir(filepath.Dir(locA)))
-	if err != nil || fi.Mode().Perm()&0o077 != 0 {
-		t.Errorf("per-user temporary directory: %v, mode %v; want private", err, fi.Mode().Perm())
+	if entries, err := os.ReadDir(theirs); err != nil || len(entries) != 0 {
+		t.Errorf("wrote into the directory at the old path: %v %v", entries, err)
 	}
 
-	// A temporary directory that others may write into is not used.
-	t.Setenv("TMPDIR", t.TempDir())
-	shared := filepath.Join(os.TempDir(), "evsesec-"+strconv.Itoa(os.Getuid()))
-	if err := os.MkdirAll(shared, 0o777); err != nil {
-		t.Fatal(err)
+	// Close removes what the store made; nothing is made after it.
+	for _, s := range []*caTestStore{roA, roB} {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := os.Chmod(shared, 0o777); err != nil {
-		t.Fatal(err)
+	for _, l := range []string{locA, locB, fileA, fileB, filepath.Dir(locA), filepath.Dir(locB)} {
+		if _, err := os.Lstat(l); !os.IsNotExist(err) {
+			t.Errorf("%s left behind after Close: %v", l, err)
+		}
 	}
 	if got := roA.GetVerifyLocation(CAV2G); got != "" {
-		t.Errorf("location with a world-writable temporary directory = %q, want \"\"", got)
+		t.Errorf("get_verify_location after Close = %q", got)
 	}
-	// get_verify_file falls back to the file holding the root (README).
-	if got := roA.GetVerifyFile(CAV2G); got != a.path("ca/v2g/"+bundleFileName(CAV2G, p.V2GRoot.Cert, true)) {
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !planted[e.Name()] {
+			t.Errorf("left in TMPDIR: %s", e.Name())
+		}
+	}
+
+	// With no place for a private directory, get_verify_file falls back to the file holding the
+	// root (README).
+	t.Setenv("TMPDIR", filepath.Join(tmp, "missing"))
+	roC := openCAStore(t, rootA, dirCfg, readOnly(rootA))
+	defer roC.Close()
+	if got := roC.GetVerifyFile(CAV2G); got != a.path("ca/v2g/"+bundleFileName(CAV2G, p.V2GRoot.Cert, true)) {
 		t.Errorf("verify file with no place for the combined file = %q", got)
 	}
-	if _, err := os.Stat(filepath.Join(shared, filepath.Base(filepath.Dir(locA)))); !os.IsNotExist(err) {
-		t.Errorf("wrote into the shared directory: %v", err)
+}
+
+// A store whose lock another user planted answers get_verify_location from a private directory:
+// the bundle directory is not changed without the lock.
+func TestVerifyLocationWithoutTheLock(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	p := newRefPKI(t)
+	dirCfg := withConfig(func(c *Config) { c.V2GCABundle = "ca/v2g" })
+	root := t.TempDir()
+	openCAStore(t, root, dirCfg).installOK(t, CAV2G, p.V2GRoot)
+	lock := filepath.Join(root, LockFileName)
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
 	}
+	if err := os.WriteFile(lock, nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(lock, foreignUID, foreignUID); err != nil {
+		t.Fatal(err)
+	}
+	s := openCAStore(t, root, dirCfg)
+	defer s.Close()
+	before := snapshotTree(t, root)
+	loc := s.GetVerifyLocation(CAV2G)
+	if loc == "" || strings.HasPrefix(loc, root) {
+		t.Fatalf("get_verify_location without the lock = %q, want a private directory", loc)
+	}
+	opensslAccepts(t, writeLeaf(t, "leaf.pem", mustIssue(t, p.V2GRoot, leafSpec("L")).CertPEM()), "-CApath", loc)
+	assertTreeUnchanged(t, root, before)
+	if r := s.InstallCACertificate(string(p.V2GRootNew.CertPEM()), CAV2G); r != InstallWriteError {
+		t.Errorf("install without the lock: %s, want WriteError", r)
+	}
+	assertTreeUnchanged(t, root, before)
 }

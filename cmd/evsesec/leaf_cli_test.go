@@ -136,7 +136,7 @@ func TestLeafCLICSRSignedByOpenSSLInstallsAndIsSelected(t *testing.T) {
 	}
 
 	// 4. It is the leaf in use, with its key, and OpenSSL accepts what the consumer gets.
-	out := leafCLIMust(t, nil, bin, "call", "--certs", root, "--password", pw, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"PEM"}`)
+	out := leafCLIMust(t, nil, bin, "call", "--certs", root, "--password", pw, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"PEM","include_ocsp":false}`)
 	var res struct {
 		Status string `json:"status"`
 		Info   struct {
@@ -182,11 +182,11 @@ func TestLeafCLIRejectionsAndFailedCSR(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != `"InvalidFormat"` {
 		t.Fatalf("garbage leaf: exit %d, %s%s", code, out, errOut)
 	}
-	out, _, code = leafCLIRun(t, nil, bin, "call", "--certs", root, "generate_certificate_signing_request", `{"certificate_type":"MO","country":"DE","organization":"O","common":"CN"}`)
+	out, _, code = leafCLIRun(t, nil, bin, "call", "--certs", root, "generate_certificate_signing_request", `{"certificate_type":"MO","country":"DE","organization":"O","common":"CN","use_tpm":false}`)
 	if code != 0 || !strings.Contains(out, `"InvalidRequestedType"`) || strings.Contains(out, `"csr"`) {
 		t.Fatalf("MO CSR: exit %d, %s", code, out)
 	}
-	out, _, code = leafCLIRun(t, nil, bin, "call", "--certs", root, "generate_certificate_signing_request", `{"certificate_type":"V2G","country":"DEU","organization":"O","common":"CN"}`)
+	out, _, code = leafCLIRun(t, nil, bin, "call", "--certs", root, "generate_certificate_signing_request", `{"certificate_type":"V2G","country":"DEU","organization":"O","common":"CN","use_tpm":false}`)
 	if code != 0 || !strings.Contains(out, `"GenerationError"`) {
 		t.Fatalf("bad country: exit %d, %s", code, out)
 	}
@@ -203,7 +203,7 @@ func TestLeafCLIRejectionsAndFailedCSR(t *testing.T) {
 
 	// certificate_signing_request_failed in a later process removes the key of the CSR at once.
 	keysBefore := leafCLIKeys(t, csms)
-	out = leafCLIMust(t, nil, bin, "call", "--certs", root, "generate_certificate_signing_request", `{"certificate_type":"CSMS","country":"DE","organization":"EVerest","common":"CP001"}`)
+	out = leafCLIMust(t, nil, bin, "call", "--certs", root, "generate_certificate_signing_request", `{"certificate_type":"CSMS","country":"DE","organization":"EVerest","common":"CP001","use_tpm":false}`)
 	var res struct {
 		Status string `json:"status"`
 		CSR    string `json:"csr"`

@@ -112,6 +112,7 @@ func (m managerArgs) brokerURL() string {
 // manager, opens the store under <etc_dir>/certs, reports ready and serves until SIGTERM (exit 0).
 // After the start it never exits on its own: the manager would take every module down with it.
 func runModule(args []string, stdout, stderr io.Writer) int {
+	setServiceMemoryLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return module(ctx, args, stdout, stderr)
@@ -143,6 +144,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 	chooseModuleWire(&opts, m, args, logger)
 	r := everest.NewRunner(opts)
 	var wg sync.WaitGroup
+	var opened *store.Store // set by setup, which RunModule calls once, before it returns
 	setup := func(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
 		iv := interfaceOf(mc, logger)
 		cfg, warnings := api.StoreConfig(mc.Params, mc.EtcDir)
@@ -157,6 +159,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		if err != nil {
 			return nil, err
 		}
+		opened = st
 		wg.Go(func() { maintainWhenReady(ctx, r, st) })
 		// A metrics endpoint that cannot start is logged, never fatal: the manager would take
 		// every module down with this one.
@@ -169,6 +172,9 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 	}
 	err = r.RunModule(ctx, setup)
 	wg.Wait()
+	if opened != nil {
+		opened.Close() // removes this process's private directory of derived files
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec (EVerest module mode):", err)
 		return 1

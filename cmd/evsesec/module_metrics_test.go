@@ -60,7 +60,7 @@ func TestModuleMetrics(t *testing.T) {
 	metrics := "http://" + metricsAddr + "/metrics"
 
 	ocpp := everesttest.NewCaller(t, broker.URL(), everest.NewTopics("everest/", "evse_security", "main"), "ocpp")
-	if r, err := ocpp.Call("get_leaf_certificate_info", map[string]any{"certificate_type": "CSMS", "encoding": "PEM"}); err != nil || r.Error != nil {
+	if r, err := ocpp.Call("get_leaf_certificate_info", map[string]any{"certificate_type": "CSMS", "encoding": "PEM", "include_ocsp": false}); err != nil || r.Error != nil {
 		t.Fatalf("get_leaf_certificate_info: %v %+v", err, r)
 	}
 	s := scrapeURL(t, metrics)

@@ -112,6 +112,10 @@ func dispatchRaw(sf *storeFlags, command string, argsJSON []byte, stdout, stderr
 		fmt.Fprintln(stderr, "evsesec:", err)
 		return 1
 	}
+	// Close removes what the store made outside the tree for this process (derived files of a
+	// read-only tree): a path get_verify_location hands out for such a tree lives only as long
+	// as the process that made it.
+	defer s.Close()
 	out, err := api.NewDispatcher(s).Call(context.Background(), command, argsJSON)
 	if err != nil {
 		fmt.Fprintln(stderr, "evsesec:", oneLine(err.Error()))

@@ -229,7 +229,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		Status api.GetCertificateSignRequestStatus `json:"status"`
 		CSR    string                              `json:"csr"`
 	}
-	if err := json.Unmarshal([]byte(call("generate_certificate_signing_request", map[string]any{"certificate_type": "CSMS", "country": "DE", "organization": "Secrets", "common": "CP-SECRETS"})), &csrRes); err != nil || csrRes.Status != "Accepted" {
+	if err := json.Unmarshal([]byte(call("generate_certificate_signing_request", map[string]any{"certificate_type": "CSMS", "country": "DE", "organization": "Secrets", "common": "CP-SECRETS", "use_tpm": false})), &csrRes); err != nil || csrRes.Status != "Accepted" {
 		t.Fatalf("CSR: %+v %v", csrRes, err)
 	}
 	csmsRoot, csmsRootKey := secretsCert(t, pki("CSMS_ROOT_CA.pem")), secretsKey(t, pki("CSMS_ROOT_CA.key"))
@@ -274,7 +274,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		"install_ca_certificate":               {map[string]any{"certificate": read(pki("MO_SUB_CA1.pem")), "certificate_type": "MO"}},
 		"delete_certificate":                   {map[string]any{"certificate_hash_data": hash(moSub1, moRoot)}},
 		"update_leaf_certificate":              {map[string]any{"certificate_chain": leafPEM, "certificate_type": "CSMS"}, map[string]any{"certificate_chain": read(pki("CSMS_SERVER.pem")), "certificate_type": "CSMS"}},
-		"generate_certificate_signing_request": {map[string]any{"certificate_type": "V2G", "country": "DE", "organization": "Secrets", "common": "SECC-SECRETS"}},
+		"generate_certificate_signing_request": {map[string]any{"certificate_type": "V2G", "country": "DE", "organization": "Secrets", "common": "SECC-SECRETS", "use_tpm": false}},
 		"get_leaf_certificate_info": {map[string]any{"certificate_type": "CSMS", "encoding": "PEM", "include_ocsp": true},
 			map[string]any{"certificate_type": "V2G", "encoding": "DER", "include_ocsp": true}},
 		"get_all_valid_certificates_info":    {map[string]any{"certificate_type": "V2G", "encoding": "DER", "include_ocsp": true}},
@@ -330,7 +330,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		for _, verb := range [][]string{{"ls"}, {"doctor", "--json"}, {"gc"}, {"call", "-v", "get_leaf_certificate_info", `{"certificate_type":"CSMS","encoding":"DER"}`}} {
+		for _, verb := range [][]string{{"ls"}, {"doctor", "--json"}, {"gc"}, {"call", "-v", "get_leaf_certificate_info", `{"certificate_type":"CSMS","encoding":"DER","include_ocsp":false}`}} {
 			tr.run(append([]string{verb[0], "--config", cfgFile, "-v"}, verb[1:]...)...)
 		}
 	}
@@ -391,7 +391,7 @@ func TestSecretsKeyFileModes(t *testing.T) {
 	b, _ := os.ReadFile(chain)
 	tr.must("call", "--certs", root, "--password", secretsPassword, "update_leaf_certificate",
 		fmt.Sprintf(`{"certificate_chain":%q,"certificate_type":"V2G"}`, string(b)))
-	tr.must("call", "--certs", root, "--password", secretsPassword, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"DER"}`)
+	tr.must("call", "--certs", root, "--password", secretsPassword, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"DER","include_ocsp":false}`)
 
 	var bugs []string
 	keyDirs := map[string]bool{}

@@ -85,6 +85,7 @@ func (f *brokerFlags) broker() (everest.Broker, error) {
 // runServe is `evsesec serve`: the evse_security interface on the EVerest topics, until SIGTERM
 // or Ctrl-C.
 func runServe(argv []string, stdout, stderr io.Writer) int {
+	setServiceMemoryLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return serve(ctx, argv, stdout, stderr)
@@ -181,6 +182,7 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "evsesec serve:", err)
 		return 1
 	}
+	defer st.Close() // removes this process's private directory of derived files
 	logger.Info("certificate store", "certs_root", cfg.CertsRoot, "everest_wire", wireName)
 	stopMetrics, err := startMetrics(m, st, mf, logger)
 	if err != nil {

@@ -1,0 +1,310 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evsesec/evsesec/internal/testtool"
+)
+
+// foreignUID stands for another local user (the tests run as root, which may chown to anyone).
+const foreignUID = 4242
+
+// opensslRoot makes a self-signed CA certificate with the openssl CLI and returns its PEM.
+func opensslRoot(t *testing.T, cn string) string {
+	t.Helper()
+	dir := t.TempDir()
+	runOpenSSL(t, dir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+		"-keyout", "ca.key", "-subj", "/CN="+cn+"/O=EVerest/C=DE", "-days", "365", "-out", "ca.pem",
+		"-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+	b, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// lockedLogStore opens a store on root whose log the test can read.
+func lockedLogStore(t *testing.T, root string) (*Store, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	s, err := Open(DefaultConfig(root), Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, logs
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLockFileNameAgreesWithTesttool(t *testing.T) {
+	if LockFileName != testtool.LockFileName {
+		t.Fatalf("store.LockFileName %q, testtool.LockFileName %q", LockFileName, testtool.LockFileName)
+	}
+}
+
+// The lock is a private file in the certs root, and it is the lock: holding its flock keeps the
+// store's writers out until it is released.
+func TestLockFileInsideTheStoreExcludes(t *testing.T) {
+	root := t.TempDir()
+	s, logs := lockedLogStore(t, root)
+	if r := s.InstallCACertificate(opensslRoot(t, "Lock Root"), CAV2G); r != InstallAccepted {
+		t.Fatalf("install: %s\n%s", r, logs)
+	}
+	lock := filepath.Join(root, LockFileName)
+	fi, err := os.Lstat(lock)
+	if err != nil {
+		t.Fatalf("no lock file in the certs root: %v", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+		t.Errorf("lock file %v, uid %d; want a regular 0600 file of this user", fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid)
+	}
+
+	f, err := os.Open(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan InstallResult, 1)
+	go func() { done <- s.InstallCACertificate(opensslRoot(t, "Second Root"), CAMO) }()
+	select {
+	case r := <-done:
+		t.Fatalf("a write went ahead while another process held the lock: %s", r)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r != InstallAccepted {
+			t.Errorf("install after the lock was released: %s\n%s", r, logs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write never got the lock")
+	}
+}
+
+// What another user could leave at the lock's path is refused, not followed and not waited for;
+// the store is not changed and the log says why. A lock file that belongs to the owner of the
+// certs root is the store's own and is used.
+func TestLockFileRefusesWhatOthersPlanted(t *testing.T) {
+	pem := opensslRoot(t, "Planted Root")
+	cases := []struct {
+		name  string
+		plant func(t *testing.T, lock string) (target string)
+		want  string // in the log
+	}{
+		{"symlink to a missing file", func(t *testing.T, lock string) string {
+			target := filepath.Join(t.TempDir(), "steered")
+			if err := os.Symlink(target, lock); err != nil {
+				t.Fatal(err)
+			}
+			return target
+		}, "symbolic link"},
+		{"symlink to another user's file", func(t *testing.T, lock string) string {
+			target := filepath.Join(t.TempDir(), "theirs")
+			if err := os.WriteFile(target, nil, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(target, foreignUID, foreignUID); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, lock); err != nil {
+				t.Fatal(err)
+			}
+			return target
+		}, "symbolic link"},
+		{"file of another user", func(t *testing.T, lock string) string {
+			if err := os.WriteFile(lock, nil, 0o666); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Lchown(lock, foreignUID, foreignUID); err != nil {
+				t.Fatal(err)
+			}
+			return ""
+		}, "belongs to uid 4242"},
+		{"FIFO", func(t *testing.T, lock string) string {
+			if err := syscall.Mkfifo(lock, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return ""
+		}, "not a regular file"},
+		{"directory", func(t *testing.T, lock string) string {
+			if err := os.Mkdir(lock, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return ""
+		}, "not a regular file"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			lock := filepath.Join(root, LockFileName)
+			target := tc.plant(t, lock)
+			var targetBefore []byte
+			if target != "" {
+				targetBefore, _ = os.ReadFile(target)
+			}
+			s, logs := lockedLogStore(t, root)
+			before := testtool.Snapshot(t, root)
+			lockBefore, _ := os.Lstat(lock)
+			done := make(chan InstallResult, 1)
+			go func() { done <- s.InstallCACertificate(pem, CAV2G) }()
+			select {
+			case r := <-done:
+				if r != InstallWriteError {
+					t.Errorf("install with a planted lock: %s, want WriteError", r)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("install hangs on a planted lock")
+			}
+			if d := testtool.DiffSnapshots(before, testtool.Snapshot(t, root)); d != "" {
+				t.Errorf("the store changed:\n%s", d)
+			}
+			if after, err := os.Lstat(lock); err != nil || after.Mode() != lockBefore.Mode() || after.Sys().(*syscall.Stat_t).Uid != lockBefore.Sys().(*syscall.Stat_t).Uid {
+				t.Errorf("the planted lock path changed: %v %v", after, err)
+			}
+			if target != "" {
+				if got, err := os.ReadFile(target); (err == nil) != (targetBefore != nil) || !bytes.Equal(got, targetBefore) {
+					t.Errorf("the symlink's target was created or changed: %v", err)
+				}
+			}
+			if !strings.Contains(logs.String(), tc.want) || !strings.Contains(logs.String(), lock) {
+				t.Errorf("log does not say why (%q, %s):\n%s", tc.want, lock, logs)
+			}
+		})
+	}
+
+	t.Run("owner of the certs root", func(t *testing.T) {
+		root := t.TempDir()
+		lock := filepath.Join(root, LockFileName)
+		if err := os.WriteFile(lock, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{root, lock} {
+			if err := os.Lchown(p, foreignUID, foreignUID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, logs := lockedLogStore(t, root)
+		if r := s.InstallCACertificate(pem, CAV2G); r != InstallAccepted {
+			t.Errorf("install with the root owner's lock: %s\n%s", r, logs)
+		}
+	})
+
+	t.Run("made by root in another user's store", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root")
+		}
+		root := t.TempDir()
+		if err := os.Lchown(root, foreignUID, foreignUID); err != nil {
+			t.Fatal(err)
+		}
+		s, logs := lockedLogStore(t, root)
+		if r := s.InstallCACertificate(pem, CAV2G); r != InstallAccepted {
+			t.Fatalf("install: %s\n%s", r, logs)
+		}
+		fi, err := os.Lstat(filepath.Join(root, LockFileName))
+		if err != nil || fi.Sys().(*syscall.Stat_t).Uid != foreignUID {
+			t.Errorf("lock file made by root: %v %v; want it owned by the store's owner", fi, err)
+		}
+	})
+}
+
+// oldLockPath is where evsesec before this change kept the lock: the system's lock directory,
+// named after the store's path.
+func oldLockPath(root string) string {
+	canon := root
+	if real, err := filepath.EvalSymlinks(root); err == nil {
+		canon = real
+	}
+	sum := sha256.Sum256([]byte(canon))
+	name := "evsesec-" + hex.EncodeToString(sum[:10]) + ".lock"
+	for _, dir := range []string{"/run/lock", os.TempDir()} {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() && syscall.Access(dir, 2) == nil {
+			return filepath.Join(dir, name)
+		}
+	}
+	return filepath.Join(os.TempDir(), name)
+}
+
+// Nothing at the old, predictable lock path matters any more: a symlink there is not followed, a
+// file another user holds locked there blocks nothing.
+func TestOldLockPathIsNotUsed(t *testing.T) {
+	pem := opensslRoot(t, "Old Path Root")
+	t.Run("symlink", func(t *testing.T) {
+		root := t.TempDir()
+		old := oldLockPath(root)
+		target := filepath.Join(t.TempDir(), "steered")
+		if err := os.Symlink(target, old); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(old) })
+		s, logs := lockedLogStore(t, root)
+		if r := s.InstallCACertificate(pem, CAV2G); r != InstallAccepted {
+			t.Errorf("install: %s\n%s", r, logs)
+		}
+		if _, err := os.Lstat(target); err == nil {
+			t.Error("the store followed a symlink at the old lock path and created its target")
+		}
+	})
+	t.Run("locked by another user", func(t *testing.T) {
+		root := t.TempDir()
+		old := oldLockPath(root)
+		if err := os.WriteFile(old, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(old) })
+		if err := os.Lchown(old, foreignUID, foreignUID); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		s, logs := lockedLogStore(t, root)
+		done := make(chan InstallResult, 1)
+		go func() { done <- s.InstallCACertificate(pem, CAV2G) }()
+		select {
+		case r := <-done:
+			if r != InstallAccepted {
+				t.Errorf("install: %s\n%s", r, logs)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatal("a file locked at the old lock path blocks the store")
+		}
+	})
+}
