@@ -384,7 +384,7 @@ func InterfaceDefinition(t testing.TB, release string) json.RawMessage {
 	}
 	def, _ := v.(map[string]any)
 	cmds, _ := def["cmds"].(map[string]any)
-	before := func(r string) bool { return releaseBefore(release, r) }
+	before := func(r string) bool { return ReleaseBefore(release, r) }
 	if before("2025.6.0") {
 		delete(def, "vars")
 	}
@@ -408,8 +408,10 @@ func InterfaceDefinition(t testing.TB, release string) json.RawMessage {
 	return out
 }
 
-// releaseBefore compares everest-core release tags YYYY.M.P.
-func releaseBefore(a, b string) bool {
+// ReleaseBefore reports whether everest-core release tag a (YYYY.M.P) comes before b. The tests'
+// account of the interface history (InterfaceDefinition, the generation tests) uses it; api keeps
+// its own comparison for api.InterfaceOfRelease, so the two histories stay independent.
+func ReleaseBefore(a, b string) bool {
 	var x, y [3]int
 	fmt.Sscanf(a, "%d.%d.%d", &x[0], &x[1], &x[2])
 	fmt.Sscanf(b, "%d.%d.%d", &y[0], &y[1], &y[2])
