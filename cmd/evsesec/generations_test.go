@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -351,29 +350,10 @@ func TestServeLegacyWire(t *testing.T) {
 	} {
 		t.Run(c.wire, func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "mqtt.sock")
-			ctx, cancel := context.WithCancel(context.Background())
-			var serveErr bytes.Buffer
-			done := make(chan int, 1)
-			go func() {
-				done <- serve(ctx, []string{"--certs", root, "--socket", sock, "--everest-wire", c.wire}, &bytes.Buffer{}, &serveErr)
-			}()
-			defer func() {
-				cancel()
-				if code := <-done; code != 0 {
-					t.Errorf("serve exit %d:\n%s", code, serveErr.String())
-				}
-			}()
+			srv := serveInProcess("--certs", root, "--socket", sock, "--everest-wire", c.wire)
+			defer srv.stop(t)
 			broker := "unix://" + sock
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				if _, _, code := runCLI("call", "--broker", broker, "--everest-wire", c.wire, "--timeout", "1s", "get_verify_file", `{"certificate_type":"V2G"}`); code == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the service never answered:\n%s", serveErr.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			waitAnswering(t, broker, srv.log.String, "--everest-wire", c.wire)
 			local, _, lc := runCLI("call", "--certs", root, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"PEM","include_ocsp":false}`)
 			remote, errOut, rc := runCLI("call", "--broker", broker, "--everest-wire", c.wire, "get_leaf_certificate_info", `{"certificate_type":"V2G","encoding":"PEM","include_ocsp":false}`)
 			if lc != 0 || rc != 0 || !sameJSON(local, remote) {
@@ -460,25 +440,15 @@ func TestServeAutoWire(t *testing.T) {
 	root, _ := servePKI(t)
 	broker := everesttest.StartBroker(t)
 	mgr := everesttest.StartLegacyManager(t, everesttest.LegacyManagerOptions{URL: broker.URL(), Framework: everesttest.Framework024, EtcDir: "/etc/everest"})
-	ctx, cancel := context.WithCancel(context.Background())
-	var serveErr bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- serve(ctx, []string{"--certs", root, "--broker", broker.URL(), "--everest-wire", "auto"}, &bytes.Buffer{}, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exit %d:\n%s", code, serveErr.String())
-		}
-	}()
+	srv := serveInProcess("--certs", root, "--broker", broker.URL(), "--everest-wire", "auto")
+	defer srv.stop(t)
 	if got := mgr.WaitReady(t, 20*time.Second); got != "true" {
 		t.Errorf("ready %s", got)
 	}
 	caller := everesttest.NewLegacyCaller(t, broker.URL(), "everest/modules/evse_security/impl/main", "probe")
 	if r, err := caller.Call("is_ca_certificate_installed", "c1", map[string]any{"certificate_type": "V2G"}); err != nil ||
 		r.Payload != `{"data":{"id":"c1","origin":"evse_security","retval":true},"name":"is_ca_certificate_installed","type":"result"}` {
-		t.Errorf("is_ca_certificate_installed: %+v %v\n%s", r, err, serveErr.String())
+		t.Errorf("is_ca_certificate_installed: %+v %v\n%s", r, err, srv.log.String())
 	}
 	if mgr.Crashed() != "" {
 		t.Errorf("the manager would have died: %s", mgr.Crashed())
