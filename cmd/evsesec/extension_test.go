@@ -20,15 +20,8 @@ import (
 // EVerest's generated code throws on an enum value it does not know. Once a caller has used
 // V2G20, the extension's events are published.
 func TestV2G20StoreUpdateOnlyAfterUse(t *testing.T) {
-	p, err := testpki.Generate(testpki.Options{ISO15118_20: true, SeccIDs: []string{"EVSE1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(t.TempDir(), "certs")
-	l, err := p.WriteLayout(root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, l := writePKI(t, root, testpki.Options{ISO15118_20: true, SeccIDs: []string{"EVSE1"}})
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
 	srv := serveInProcess("--certs", root, "--socket", sock)
 	defer srv.stopAnyExit(t)

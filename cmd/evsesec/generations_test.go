@@ -101,13 +101,7 @@ func runGeneration(t *testing.T, bin string, g generation, brokerURL string) {
 	prefix := t.TempDir()
 	etc := filepath.Join(prefix, "etc", "everest")
 	certsRoot := filepath.Join(etc, "certs")
-	p, err := testpki.Generate(testpki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.WriteLayout(certsRoot, ""); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := writePKI(t, certsRoot, testpki.Options{})
 	// One parameter off its default, so that the test sees the config reach the store.
 	mfRoot, err := os.ReadFile(filepath.Join(certsRoot, "ca", "mf", "MF_ROOT_CA.pem"))
 	if err != nil {

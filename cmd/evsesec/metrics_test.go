@@ -98,15 +98,8 @@ func series(t *testing.T, fams map[string]*dto.MetricFamily, name string, want m
 // install, a delete, a GC and a failed command made over MQTT.
 func TestServeMetrics(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	p, err := testpki.Generate(testpki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(t.TempDir(), "certs")
-	l, err := p.WriteLayout(root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, l := writePKI(t, root, testpki.Options{})
 	removeFiles(t, l.CSMSLeafCert, l.CSMSLeafKey)
 	day := 24 * time.Hour
 	now := time.Now()

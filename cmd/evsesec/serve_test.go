@@ -17,18 +17,26 @@ import (
 	"github.com/evsesec/evsesec/testpki"
 )
 
+// writePKI generates a test PKI with opts and writes it into the store at dir (its keys
+// encrypted with opts.Password, if any).
+func writePKI(t *testing.T, dir string, opts testpki.Options) (*testpki.PKI, *testpki.Layout) {
+	t.Helper()
+	p, err := testpki.Generate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.WriteLayout(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, l
+}
+
 // servePKI writes the standard test PKI into a temporary store.
 func servePKI(t *testing.T) (string, *testpki.Layout) {
 	t.Helper()
-	p, err := testpki.Generate(testpki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(t.TempDir(), "certs")
-	l, err := p.WriteLayout(root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, l := writePKI(t, root, testpki.Options{})
 	return root, l
 }
 
