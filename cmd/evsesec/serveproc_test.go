@@ -142,7 +142,12 @@ func (s *serveProc) stop(t *testing.T) {
 // runBinary runs a program and returns stdout, stderr and its exit status.
 func runBinary(t *testing.T, name string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	return runCmd(t, exec.Command(name, args...))
+}
+
+// runCmd runs cmd with its stdout and stderr captured and returns them and its exit status.
+func runCmd(t *testing.T, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -150,7 +155,7 @@ func runBinary(t *testing.T, name string, args ...string) (string, string, int) 
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
+		t.Fatalf("%s: %v", cmd.Args, err)
 	}
 	return out.String(), errb.String(), code
 }
