@@ -62,7 +62,8 @@ func InterfaceOfRelease(release string) InterfaceVersion {
 	return v
 }
 
-// releaseLess compares release tags YYYY.M.P numerically.
+// releaseLess compares release tags YYYY.M.P numerically. (The tests' fake manager has its own,
+// everesttest.ReleaseBefore: its account of the history is kept apart from this one.)
 func releaseLess(a, b string) bool {
 	var x, y [3]int
 	fmt.Sscanf(a, "%d.%d.%d", &x[0], &x[1], &x[2])

@@ -21,12 +21,18 @@ func ptCA(t testing.TB, parent *testpki.Issued, cn string, mod ...func(*testpki.
 	for _, m := range mod {
 		m(&spec)
 	}
+	return mustIssue(t, parent, spec)
+}
+
+// mustIssue makes the certificate of spec, issued by ca (self-signed when ca is nil).
+func mustIssue(t testing.TB, ca *testpki.Issued, spec testpki.Spec) *testpki.Issued {
+	t.Helper()
 	var c *testpki.Issued
 	var err error
-	if parent == nil {
+	if ca == nil {
 		c, err = testpki.SelfSigned(spec)
 	} else {
-		c, err = parent.Issue(spec)
+		c, err = ca.Issue(spec)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -41,11 +47,7 @@ func ptLeaf(t testing.TB, ca *testpki.Issued, cn string, mod ...func(*testpki.Sp
 	for _, m := range mod {
 		m(&spec)
 	}
-	c, err := ca.Issue(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return mustIssue(t, ca, spec)
 }
 
 // ptRaw signs tmpl with parentKey, issuer parent (tmpl itself when parent is nil), for shapes

@@ -11,21 +11,6 @@ import (
 	"github.com/evsesec/evsesec/testpki"
 )
 
-func mustIssue(t *testing.T, ca *testpki.Issued, spec testpki.Spec) *testpki.Issued {
-	t.Helper()
-	var c *testpki.Issued
-	var err error
-	if ca == nil {
-		c, err = testpki.SelfSigned(spec)
-	} else {
-		c, err = ca.Issue(spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // Each profile table accepts its own leaves and names the first rule another breaks.
 func TestProfiles(t *testing.T) {
 	ca := func(alg string) testpki.Spec {

@@ -179,19 +179,26 @@ func DecodeCmd(payload []byte) (Cmd, error) {
 		return Cmd{ID: c.ID, Origin: c.Origin}, fmt.Errorf("msg_type %q, want %q", e.MsgType, MsgCmd)
 	}
 	if err := json.Unmarshal(e.Data, &c); err != nil {
-		var loose struct {
-			ID     any `json:"id"`
-			Origin any `json:"origin"`
-		}
-		_ = json.Unmarshal(e.Data, &loose)
-		id, _ := loose.ID.(string)
-		origin, _ := loose.Origin.(string)
-		return Cmd{ID: id, Origin: origin}, fmt.Errorf("cmd data: %v", err)
+		return whomToAnswer(e.Data), fmt.Errorf("cmd data: %v", err)
 	}
 	if c.Origin == "" {
 		return c, errors.New("cmd data: no origin")
 	}
 	return c, nil
+}
+
+// whomToAnswer reads what it can of the id and origin of call data that does not parse as a
+// call (every wire's), so that the caller can still be answered with a MessageParsingError: each
+// is kept when it is a string.
+func whomToAnswer(data json.RawMessage) Cmd {
+	var loose struct {
+		ID     any `json:"id"`
+		Origin any `json:"origin"`
+	}
+	_ = json.Unmarshal(data, &loose)
+	id, _ := loose.ID.(string)
+	origin, _ := loose.Origin.(string)
+	return Cmd{ID: id, Origin: origin}
 }
 
 // DecodeResult reads a CmdResult message.

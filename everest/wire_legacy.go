@@ -158,14 +158,7 @@ func (w legacyWire) DecodeCall(t Topics, topic string, payload []byte) (string, 
 	}
 	var c legacyCall
 	if err := json.Unmarshal(m.Data, &c); err != nil {
-		var loose struct {
-			ID     any `json:"id"`
-			Origin any `json:"origin"`
-		}
-		_ = json.Unmarshal(m.Data, &loose)
-		id, _ := loose.ID.(string)
-		origin, _ := loose.Origin.(string)
-		return m.Name, Cmd{ID: id, Origin: origin}, true, fmt.Errorf("cmd data: %v", err)
+		return m.Name, whomToAnswer(m.Data), true, fmt.Errorf("cmd data: %v", err)
 	}
 	cmd := Cmd{ID: c.ID, Args: c.Args, Origin: c.Origin}
 	switch {

@@ -91,17 +91,14 @@ func (p *PKI) v2gRoots() []*Issued {
 	return []*Issued{p.V2GRoot}
 }
 
-// layout20 adds the files of the -20 chain and of the per-EVSE leaves to a layout.
+// layout20 adds the files of the -20 chain and of the per-EVSE leaves to a layout: cert, key
+// and pair are WriteLayout's.
 func (p *PKI) layout20(l *Layout, cert func(rel string, dst *string, what string, certs ...*Issued),
-	key func(rel string, dst *string, what string, i *Issued)) {
+	key func(rel string, dst *string, what string, i *Issued), pair func(name string, certDst, keyDst *string, what string, i *Issued)) {
 	if p.SECC20Leaf != nil {
 		cert("client/cso/SECC20_LEAF.pem", &l.SECC20LeafCert, "ISO 15118-20 SECC leaf (P-521, TLS 1.3 server certificate)", p.SECC20Leaf)
 		key("client/cso/SECC20_LEAF.key", &l.SECC20LeafKey, "key of the ISO 15118-20 SECC leaf", p.SECC20Leaf)
 		cert("client/cso/CPO20_CERT_CHAIN.pem", &l.SECC20Chain, "ISO 15118-20 SECC leaf, CPO-20 Sub-CA 2, CPO-20 Sub-CA 1 (no root)", p.SECC20Leaf, p.CPO20SubCA2, p.CPO20SubCA1)
-		pair := func(name string, certDst, keyDst *string, what string, i *Issued) {
-			cert("pki/"+name+".pem", certDst, what, i)
-			key("pki/"+name+".key", keyDst, "key of "+name+".pem", i)
-		}
 		pair("V2G20_ROOT_CA", &l.V2G20RootCert, &l.V2G20RootKey, "ISO 15118-20 V2G root CA (P-521)", p.V2G20Root)
 		pair("CPO20_SUB_CA1", &l.CPO20SubCA1Cert, &l.CPO20SubCA1Key, "CPO-20 Sub-CA 1 (pathlen 1), issued by the V2G-20 root", p.CPO20SubCA1)
 		pair("CPO20_SUB_CA2", &l.CPO20SubCA2Cert, &l.CPO20SubCA2Key, "CPO-20 Sub-CA 2 (pathlen 0), issued by CPO-20 Sub-CA 1", p.CPO20SubCA2)

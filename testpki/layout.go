@@ -123,6 +123,7 @@ func (p *PKI) WriteLayout(dir string, password string) (*Layout, error) {
 	key("client/csms/CSMS_LEAF.key", &l.CSMSLeafKey, "key of the CSMS leaf", p.CSMSLeaf)
 
 	l.Extra = filepath.Join(root, "pki")
+	// pair writes an extra certificate and its key as pki/<name>.pem and pki/<name>.key.
 	pair := func(name string, certDst, keyDst *string, what string, i *Issued) {
 		cert("pki/"+name+".pem", certDst, what, i)
 		key("pki/"+name+".key", keyDst, "key of "+name+".pem", i)
@@ -139,7 +140,7 @@ func (p *PKI) WriteLayout(dir string, password string) (*Layout, error) {
 	pair("CSMS_SERVER", &l.CSMSServerCert, &l.CSMSServerKey, "CSMS server certificate (localhost, 127.0.0.1), issued by the CSMS root", p.CSMSServer)
 	pair("MF_ROOT_CA", &l.MFRootCert, &l.MFRootKey, "MF (manufacturer) root CA", p.MFRoot)
 	pair("FIRMWARE_SIGNER", &l.FirmwareSignerCert, &l.FirmwareSignerKey, "firmware signing certificate, issued by the MF root", p.FirmwareSigner)
-	p.layout20(l, cert, key)
+	p.layout20(l, cert, key, pair)
 	if firstErr != nil {
 		return nil, firstErr
 	}

@@ -92,29 +92,27 @@ func TestSECCServerStaplesOpenSSLResponses(t *testing.T) {
 			der := o.Respond(leaf, f.pki.CPOSubCA2.Cert, signer(tc.signer), false, tc.extra...)
 			cacheOCSP(t, f.st, leaf, f.pki.CPOSubCA2.Cert, der)
 			want := normalize(o.Text(der))
-
-			if got := sClientStaple(t, addr, f.layout.V2GBundle, true); normalize(got) != want {
-				t.Errorf("running server: s_client saw\n%s\nwant the cached response\n%s", got, want)
+			// The server listening at at staples the cached response, to s_client (TLS 1.2 or
+			// 1.3) and to a Go client.
+			staples := func(server, at string, handshakes <-chan handshake, tls12 bool) {
+				t.Helper()
+				if got := sClientStaple(t, at, f.layout.V2GBundle, tls12); normalize(got) != want {
+					t.Errorf("%s: s_client saw\n%s\nwant the cached response\n%s", server, got, want)
+				}
+				next(t, handshakes)
+				if got := goClientStaple(t, at, f); !bytes.Equal(got, der) {
+					t.Errorf("%s stapled %d bytes, want the %d cached bytes", server, len(got), len(der))
+				}
+				next(t, handshakes)
 			}
-			next(t, results)
-			if got := goClientStaple(t, addr, f); !bytes.Equal(got, der) {
-				t.Errorf("running server stapled %d bytes, want the %d cached bytes", len(got), len(der))
-			}
-			next(t, results)
+			staples("running server", addr, results, true)
 
 			fresh, err := SECCServerConfig(f.st, SECCOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			addr2, results2 := serveTLS(t, fresh, nil)
-			if got := sClientStaple(t, addr2, f.layout.V2GBundle, false); normalize(got) != want {
-				t.Errorf("fresh server: s_client saw\n%s\nwant the cached response\n%s", got, want)
-			}
-			next(t, results2)
-			if got := goClientStaple(t, addr2, f); !bytes.Equal(got, der) {
-				t.Errorf("fresh server stapled %d bytes, want the %d cached bytes", len(got), len(der))
-			}
-			next(t, results2)
+			staples("fresh server", addr2, results2, false)
 		})
 	}
 }

@@ -198,16 +198,7 @@ func TestCallProcess(t *testing.T) {
 		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestCallHelperProcess$", "--"}, args...)...)
 		cmd.Env = append(os.Environ(), "EVSESEC_CALL_HELPER=1", "EVSESEC_CERTS="+root)
 		cmd.Stdin = strings.NewReader(stdin)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errb.String(), code
+		return runCmd(t, cmd)
 	}
 	install := argsJSON(t, map[string]string{"certificate": p.root, "certificate_type": "MF"})
 	if out, errOut, code := exe(install, "call", "install_ca_certificate", "-"); code != 0 || out != "\"Accepted\"\n" || errOut != "" {

@@ -19,15 +19,8 @@ import (
 // (less the hour testpki starts them early), and returns the certs root and the layout.
 func checkStore(t *testing.T, daysLeft int) (string, *testpki.Layout) {
 	t.Helper()
-	p, err := testpki.Generate(testpki.Options{Now: time.Now().AddDate(-testpki.LeafValidityYears, 0, daysLeft)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(t.TempDir(), "certs")
-	l, err := p.WriteLayout(root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, l := writePKI(t, root, testpki.Options{Now: time.Now().AddDate(-testpki.LeafValidityYears, 0, daysLeft)})
 	return root, l
 }
 
@@ -140,14 +133,8 @@ func TestCheckOCSP(t *testing.T) {
 		{"revoked", true, time.Hour, 2, "CRITICAL: the OCSP response of the SECC leaf says revoked"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p, err := testpki.Generate(testpki.Options{Now: time.Now().Add(-c.age - time.Hour)})
-			if err != nil {
-				t.Fatal(err)
-			}
 			root := filepath.Join(t.TempDir(), "certs")
-			if _, err := p.WriteLayout(root, ""); err != nil {
-				t.Fatal(err)
-			}
+			p, _ := writePKI(t, root, testpki.Options{Now: time.Now().Add(-c.age - time.Hour)})
 			stored := time.Now().Add(-c.age)
 			st, err := store.Open(store.DefaultConfig(root), store.Options{Clock: func() time.Time { return stored }})
 			if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -21,39 +20,13 @@ import (
 // EVerest's generated code throws on an enum value it does not know. Once a caller has used
 // V2G20, the extension's events are published.
 func TestV2G20StoreUpdateOnlyAfterUse(t *testing.T) {
-	p, err := testpki.Generate(testpki.Options{ISO15118_20: true, SeccIDs: []string{"EVSE1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(t.TempDir(), "certs")
-	l, err := p.WriteLayout(root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, l := writePKI(t, root, testpki.Options{ISO15118_20: true, SeccIDs: []string{"EVSE1"}})
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	var serveErr bytes.Buffer
-	done := make(chan int, 1)
-	go func() { done <- serve(ctx, []string{"--certs", root, "--socket", sock}, &bytes.Buffer{}, &serveErr) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
+	srv := serveInProcess("--certs", root, "--socket", sock)
+	defer srv.stopAnyExit(t)
 	broker := "unix://" + sock
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, _, code := runCLI("call", "--broker", broker, "--timeout", "1s", "is_ca_certificate_installed", `{"certificate_type":"V2G"}`); code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service never answered:\n%s", serveErr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitAnswering(t, broker, srv.log.String)
 	c := everesttest.NewCaller(t, broker, everest.NewTopics("everest/", "evse_security", "main"), "iso15118_charger")
 
 	hashOf := func(leaf, issuer string) map[string]string {
@@ -81,7 +54,7 @@ func TestV2G20StoreUpdateOnlyAfterUse(t *testing.T) {
 	c.DrainVars()
 	r, err = c.Call("delete_certificate", map[string]any{"certificate_hash_data": hashOf(l.EVSEs[0].V2G20Cert, l.CPO20SubCA2Cert)})
 	if err != nil || string(r.Retval) != `"Accepted"` {
-		t.Fatalf("delete_certificate of EVSE1's -20 leaf: %s, %v\n%s", r.Retval, err, serveErr.String())
+		t.Fatalf("delete_certificate of EVSE1's -20 leaf: %s, %v\n%s", r.Retval, err, srv.log.String())
 	}
 	v, err := c.WaitVar(5 * time.Second)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +26,6 @@ import (
 	"github.com/evsesec/evsesec/store"
 	"github.com/evsesec/evsesec/testpki"
 )
-
-// lockedBuffer is a log sink that serve writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var metricsURL = regexp.MustCompile(`metrics endpoint listening" url=(http://127\.0\.0\.1:\d+/metrics)`)
 
@@ -118,15 +98,8 @@ func series(t *testing.T, fams map[string]*dto.MetricFamily, name string, want m
 // install, a delete, a GC and a failed command made over MQTT.
 func TestServeMetrics(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	p, err := testpki.Generate(testpki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(t.TempDir(), "certs")
-	l, err := p.WriteLayout(root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, l := writePKI(t, root, testpki.Options{})
 	removeFiles(t, l.CSMSLeafCert, l.CSMSLeafKey)
 	day := 24 * time.Hour
 	now := time.Now()
@@ -166,29 +139,11 @@ func TestServeMetrics(t *testing.T) {
 	st.Close()
 
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	logs := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		done <- serve(ctx, []string{"--certs", root, "--socket", sock, "--metrics", "127.0.0.1:0"}, io.Discard, logs)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exit %d:\n%s", code, logs.String())
-		}
-	}()
+	srv := serveInProcess("--certs", root, "--socket", sock, "--metrics", "127.0.0.1:0")
+	defer srv.stop(t)
+	logs := srv.log
 	broker := "unix://" + sock
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, _, code := runCLI("call", "--broker", broker, "--timeout", "1s", "is_ca_certificate_installed", `{"certificate_type":"V2G"}`); code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service never answered:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitAnswering(t, broker, logs.String)
 	m := metricsURL.FindStringSubmatch(logs.String())
 	if m == nil {
 		t.Fatalf("no metrics endpoint in the log:\n%s", logs.String())

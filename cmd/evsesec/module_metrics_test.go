@@ -40,13 +40,7 @@ func TestModuleMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := t.TempDir()
-	p, err := testpki.Generate(testpki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.WriteLayout(filepath.Join(prefix, "etc", "everest", "certs"), ""); err != nil {
-		t.Fatal(err)
-	}
+	writePKI(t, filepath.Join(prefix, "etc", "everest", "certs"), testpki.Options{})
 	mgr := everesttest.StartManager(t, everesttest.ManagerOptions{URL: broker.URL()})
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", everesttest.FreePort(t))
 	var errb lockedBuffer

@@ -91,14 +91,8 @@ func moduleProcess(t *testing.T, bin, brokerURL string) {
 		t.Fatal(err)
 	}
 	prefix := t.TempDir()
-	p, err := testpki.Generate(testpki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	certsRoot := filepath.Join(prefix, "etc", "everest", "certs")
-	if _, err := p.WriteLayout(certsRoot, ""); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := writePKI(t, certsRoot, testpki.Options{})
 	schemas := everesttest.LoadSchemas(t)
 	mgr := everesttest.StartManager(t, everesttest.ManagerOptions{URL: brokerURL})
 	topics := everest.NewTopics("everest/", "evse_security", "main")

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,18 +207,7 @@ func TestServeMemoryBoundedBehindAnUnlimitedBroker(t *testing.T) {
 	p := newCallPKI(t)
 	bin := buildBinary(t)
 	root := t.TempDir()
-	s := &serveProc{errb: &lockedBuffer{}}
-	s.cmd = exec.Command(bin, "serve", "--certs", root, "--broker", url)
-	s.cmd.Stderr = s.errb
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			_ = s.cmd.Process.Kill()
-			_ = s.cmd.Wait()
-		}
-	})
+	s := spawnServe(t, bin, "serve", "--certs", root, "--broker", url)
 	topics := everest.NewTopics("", "", "")
 	caller := everesttest.NewCaller(t, url, topics, "ocpp")
 	call := func(what string) {

@@ -15,13 +15,7 @@ import (
 func opsStore(t *testing.T, password string) (string, *testpki.PKI) {
 	t.Helper()
 	root := t.TempDir()
-	p, err := testpki.Generate(testpki.Options{Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.WriteLayout(root, password); err != nil {
-		t.Fatal(err)
-	}
+	p, _ := writePKI(t, root, testpki.Options{Password: password})
 	return root, p
 }
 

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,18 +17,26 @@ import (
 	"github.com/evsesec/evsesec/testpki"
 )
 
+// writePKI generates a test PKI with opts and writes it into the store at dir (its keys
+// encrypted with opts.Password, if any).
+func writePKI(t *testing.T, dir string, opts testpki.Options) (*testpki.PKI, *testpki.Layout) {
+	t.Helper()
+	p, err := testpki.Generate(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.WriteLayout(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, l
+}
+
 // servePKI writes the standard test PKI into a temporary store.
 func servePKI(t *testing.T) (string, *testpki.Layout) {
 	t.Helper()
-	p, err := testpki.Generate(testpki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(t.TempDir(), "certs")
-	l, err := p.WriteLayout(root, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, l := writePKI(t, root, testpki.Options{})
 	return root, l
 }
 
@@ -46,32 +53,10 @@ func TestServeAndCallBroker(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	root, l := servePKI(t)
 	sock := filepath.Join(t.TempDir(), "mqtt.sock")
-	ctx, cancel := context.WithCancel(context.Background())
-	var serveErr bytes.Buffer
-	done := make(chan int, 1)
-	go func() { done <- serve(ctx, []string{"--certs", root, "--socket", sock}, &bytes.Buffer{}, &serveErr) }()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exit %d:\n%s", code, serveErr.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
+	srv := serveInProcess("--certs", root, "--socket", sock)
+	defer srv.stop(t)
 	broker := "unix://" + sock
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, _, code := runCLI("call", "--broker", broker, "--timeout", "1s", "is_ca_certificate_installed", `{"certificate_type":"V2G"}`); code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the service never answered:\n%s", serveErr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitAnswering(t, broker, srv.log.String)
 
 	chain, err := os.ReadFile(l.SECCChain)
 	if err != nil {
@@ -206,31 +191,9 @@ func TestServeProcessSIGTERM(t *testing.T) {
 	bin := buildBinary(t)
 	root, _ := servePKI(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	var errb bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--certs", root, "--listen", addr)
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	srv := spawnServe(t, bin, "serve", "--certs", root, "--listen", addr)
+	if out := waitAnswering(t, "tcp://"+addr, srv.stderr); out != "true\n" {
+		t.Errorf("call: %q", out)
 	}
-	defer func() { _ = cmd.Process.Kill() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, _, code := runCLI("call", "--broker", "tcp://"+addr, "--timeout", "1s", "is_ca_certificate_installed", `{"certificate_type":"MF"}`)
-		if code == 0 {
-			if out != "true\n" {
-				t.Errorf("call: %q", out)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never answered:\n%s", errb.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := waitExit(t, cmd, 10*time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM:\n%s", code, errb.String())
-	}
+	srv.stop(t)
 }

@@ -60,34 +60,14 @@ type Caller struct {
 func NewCaller(t testing.TB, url string, provider everest.Topics, origin string) *Caller {
 	t.Helper()
 	c := &Caller{Origin: origin, provider: provider, waiting: map[string]chan Reply{}, vars: make(chan VarMsg, 1000)}
-	subscribed := make(chan error, 1)
 	po := paho.NewClientOptions().AddBroker(url).SetClientID(origin + "_" + randomHex(4)).SetProtocolVersion(4).
 		SetOrderMatters(false).SetConnectTimeout(5 * time.Second).SetAutoReconnect(true).
-		SetMaxReconnectInterval(500 * time.Millisecond).
-		SetOnConnectHandler(func(pc paho.Client) {
-			filters := map[string]byte{
-				provider.CmdResponseSubscription(origin): 2,
-				provider.Var(everest.StoreUpdateVar):     2,
-			}
-			tok := pc.SubscribeMultiple(filters, c.onMessage)
-			tok.WaitTimeout(5 * time.Second)
-			select {
-			case subscribed <- tok.Error():
-			default:
-			}
-		})
-	c.c = paho.NewClient(po)
-	if tok := c.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("fake caller %s: connect: %v", origin, tok.Error())
+		SetMaxReconnectInterval(500 * time.Millisecond)
+	filters := map[string]byte{
+		provider.CmdResponseSubscription(origin): 2,
+		provider.Var(everest.StoreUpdateVar):     2,
 	}
-	select {
-	case err := <-subscribed:
-		if err != nil {
-			t.Fatalf("fake caller %s: subscribe: %v", origin, err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("fake caller %s: no SUBACK", origin)
-	}
+	c.c = connectSubscribed(t, "fake caller "+origin, po, filters, c.onMessage)
 	t.Cleanup(func() { c.c.Disconnect(100) })
 	return c
 }

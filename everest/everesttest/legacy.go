@@ -3,7 +3,8 @@ package everesttest
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -89,29 +90,9 @@ func StartLegacyManager(t testing.TB, opts LegacyManagerOptions) *LegacyManager 
 		opts.Params = ManifestDefaults(t)
 	}
 	m := &LegacyManager{t: t, opts: opts, readyCh: make(chan string, 100)}
-	subscribed := make(chan error, 1)
 	po := paho.NewClientOptions().AddBroker(opts.URL).SetClientID("fake_manager_" + randomHex(4)).
-		SetProtocolVersion(4).SetOrderMatters(true).SetConnectTimeout(5 * time.Second).
-		SetOnConnectHandler(func(c paho.Client) {
-			tok := c.Subscribe(opts.Prefix+"#", 2, m.onMessage)
-			tok.WaitTimeout(5 * time.Second)
-			select {
-			case subscribed <- tok.Error():
-			default:
-			}
-		})
-	m.c = paho.NewClient(po)
-	if tok := m.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("fake manager: connect %s: %v", opts.URL, tok.Error())
-	}
-	select {
-	case err := <-subscribed:
-		if err != nil {
-			t.Fatalf("fake manager: subscribe: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("fake manager: no SUBACK")
-	}
+		SetProtocolVersion(4).SetOrderMatters(true).SetConnectTimeout(5 * time.Second)
+	m.c = connectSubscribed(t, "fake manager", po, map[string]byte{opts.Prefix + "#": 2}, m.onMessage)
 	if !opts.NoRetained {
 		m.PublishRetained()
 	}
@@ -224,25 +205,11 @@ func (m *LegacyManager) configAnswer(req WireMsg) (string, []byte) {
 // (nlohmann::json dumps objects with sorted keys).
 func (m *LegacyManager) ConfigResponse() []byte {
 	o := m.opts
-	names := make([]string, 0, len(o.Params))
-	for k := range o.Params {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var list []string
 	obj := map[string]any{}
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(o.Params)) {
 		v, _ := json.Marshal(o.Params[k])
-		dt := "string"
-		switch o.Params[k].(type) {
-		case bool:
-			dt = "bool"
-		case int, int64:
-			dt = "integer"
-		case float64:
-			dt = "number"
-		}
-		list = append(list, fmt.Sprintf(`{"characteristics":{"datatype":%q,"mutability":"ReadOnly"},"name":%q,"value":%s}`, dt, k, v))
+		list = append(list, fmt.Sprintf(`{"characteristics":{"datatype":%q,"mutability":"ReadOnly"},"name":%q,"value":%s}`, datatypeOf(o.Params[k]), k, v))
 		obj[k] = o.Params[k]
 	}
 	params := `{"!module":[` + strings.Join(list, ",") + `],"main":[]}`
@@ -327,24 +294,10 @@ type LegacyCaller struct {
 func NewLegacyCaller(t testing.TB, url, implPrefix, origin string) *LegacyCaller {
 	t.Helper()
 	c := &LegacyCaller{Origin: origin, prefix: implPrefix, waiting: map[string]chan WireMsg{}, vars: make(chan WireMsg, 100)}
-	subscribed := make(chan error, 1)
 	po := paho.NewClientOptions().AddBroker(url).SetClientID(origin + "_" + randomHex(4)).SetProtocolVersion(4).
-		SetConnectTimeout(5 * time.Second).
-		SetOnConnectHandler(func(pc paho.Client) {
-			tok := pc.SubscribeMultiple(map[string]byte{implPrefix + "/cmd": 2, implPrefix + "/var": 2}, c.onMessage)
-			tok.WaitTimeout(5 * time.Second)
-			select {
-			case subscribed <- tok.Error():
-			default:
-			}
-		})
-	c.c = paho.NewClient(po)
-	if tok := c.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("fake caller %s: connect: %v", origin, tok.Error())
-	}
-	if err := <-subscribed; err != nil {
-		t.Fatalf("fake caller %s: subscribe: %v", origin, err)
-	}
+		SetConnectTimeout(5 * time.Second)
+	filters := map[string]byte{implPrefix + "/cmd": 2, implPrefix + "/var": 2}
+	c.c = connectSubscribed(t, "fake caller "+origin, po, filters, c.onMessage)
 	t.Cleanup(func() { c.c.Disconnect(100) })
 	return c
 }
@@ -431,7 +384,7 @@ func InterfaceDefinition(t testing.TB, release string) json.RawMessage {
 	}
 	def, _ := v.(map[string]any)
 	cmds, _ := def["cmds"].(map[string]any)
-	before := func(r string) bool { return releaseBefore(release, r) }
+	before := func(r string) bool { return ReleaseBefore(release, r) }
 	if before("2025.6.0") {
 		delete(def, "vars")
 	}
@@ -455,8 +408,10 @@ func InterfaceDefinition(t testing.TB, release string) json.RawMessage {
 	return out
 }
 
-// releaseBefore compares everest-core release tags YYYY.M.P.
-func releaseBefore(a, b string) bool {
+// ReleaseBefore reports whether everest-core release tag a (YYYY.M.P) comes before b. The tests'
+// account of the interface history (InterfaceDefinition, the generation tests) uses it; api keeps
+// its own comparison for api.InterfaceOfRelease, so the two histories stay independent.
+func ReleaseBefore(a, b string) bool {
 	var x, y [3]int
 	fmt.Sscanf(a, "%d.%d.%d", &x[0], &x[1], &x[2])
 	fmt.Sscanf(b, "%d.%d.%d", &y[0], &y[1], &y[2])

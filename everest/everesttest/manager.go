@@ -3,7 +3,8 @@ package everesttest
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -53,31 +54,11 @@ func StartManager(t testing.TB, opts ManagerOptions) *Manager {
 		opts.Params = ManifestDefaults(t)
 	}
 	m := &Manager{t: t, opts: opts, topics: everest.NewTopics(opts.Prefix, opts.ModuleID, ""), readyCh: make(chan string, 100)}
-	subscribed := make(chan error, 1)
 	po := paho.NewClientOptions().AddBroker(opts.URL).SetClientID("fake_manager_" + fmt.Sprint(time.Now().UnixNano())).
 		SetProtocolVersion(4).SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).
-		SetConnectTimeout(5 * time.Second).
-		SetOnConnectHandler(func(c paho.Client) {
-			filters := map[string]byte{m.topics.ConfigRequest(): 2, m.topics.ModuleReady(): 2}
-			t := c.SubscribeMultiple(filters, m.onMessage)
-			t.WaitTimeout(5 * time.Second)
-			select {
-			case subscribed <- t.Error():
-			default:
-			}
-		})
-	m.c = paho.NewClient(po)
-	if tok := m.c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("fake manager: connect %s: %v", opts.URL, tok.Error())
-	}
-	select {
-	case err := <-subscribed:
-		if err != nil {
-			t.Fatalf("fake manager: subscribe: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("fake manager: no SUBACK")
-	}
+		SetConnectTimeout(5 * time.Second)
+	filters := map[string]byte{m.topics.ConfigRequest(): 2, m.topics.ModuleReady(): 2}
+	m.c = connectSubscribed(t, "fake manager", po, filters, m.onMessage)
 	m.publishDefinitions()
 	t.Cleanup(m.Close)
 	return m
@@ -146,24 +127,10 @@ func (m *Manager) configResponse() []byte {
 		Value           any             `json:"value"`
 		Characteristics characteristics `json:"characteristics"`
 	}
-	names := make([]string, 0, len(m.opts.Params))
-	for k := range m.opts.Params {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	params := []param{}
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(m.opts.Params)) {
 		v := m.opts.Params[k]
-		dt := "string"
-		switch v.(type) {
-		case bool:
-			dt = "bool"
-		case int, int64:
-			dt = "integer"
-		case float64:
-			dt = "number"
-		}
-		params = append(params, param{Name: k, Value: v, Characteristics: characteristics{Datatype: dt, Mutability: "ReadOnly"}})
+		params = append(params, param{Name: k, Value: v, Characteristics: characteristics{Datatype: datatypeOf(v), Mutability: "ReadOnly"}})
 	}
 	moduleConfig := map[string]any{
 		"standalone": false, "module_name": m.opts.ModuleName, "module_id": m.topics.ModuleID,
@@ -181,6 +148,20 @@ func (m *Manager) configResponse() []byte {
 		panic(err)
 	}
 	return out
+}
+
+// datatypeOf is the manifest datatype of a config value, as every generation's manager names it
+// in the parameter's characteristics.
+func datatypeOf(v any) string {
+	switch v.(type) {
+	case bool:
+		return "bool"
+	case int, int64:
+		return "integer"
+	case float64:
+		return "number"
+	}
+	return "string"
 }
 
 // WaitReady waits for the next ModuleReady and returns its payload.
