@@ -194,10 +194,10 @@ func (r *Runner) onInterfaceDefinition(_ string, payload []byte, _ bool) {
 	r.ifaceDef.Store(&def)
 }
 
-// awaitRetained waits for the first hint from the manager's retained topics, at most
-// retainedWait: first until the messages the broker had retained have been delivered (a message
-// published to the probe topic comes back after them: the broker delivers a client's messages in
-// order), then for the first one the manager is still sending.
+// awaitRetained waits for the hints from the manager's retained topics, at most retainedWait:
+// first until every message the broker had retained has been delivered (a message published to
+// the probe topic comes back after them: the broker delivers a client's messages in order), then,
+// if there was none, for the first one the manager is still sending.
 func (r *Runner) awaitRetained(ctx context.Context) {
 	c := r.conn.Load()
 	if c == nil {
@@ -206,10 +206,11 @@ func (r *Runner) awaitRetained(ctx context.Context) {
 	c.publishAsync(r.probeTopic(), []byte("probe"))
 	timer := time.NewTimer(retainedWait)
 	defer timer.Stop()
+	// Not the first hint: the subscriptions are made one after the other, so P settings can
+	// arrive before the subscription of P module_provides has delivered its retained message;
+	// the probe comes back only after all of them.
 	select {
 	case <-r.probeCh:
-	case <-r.hint.seen:
-		return
 	case <-timer.C:
 		return
 	case <-ctx.Done():
