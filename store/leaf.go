@@ -58,6 +58,7 @@ type leafSet struct {
 
 	memoMu    sync.Mutex
 	memos     []*selectionMemo
+	ocspReq   *ocspRequestMemo
 	interOnce sync.Once
 	inter     *certs.Pool
 }
@@ -185,8 +186,7 @@ func (s *Store) hashPool(v *caView, sets ...*leafSet) *certs.Pool {
 // leafChains lists the station's SECC leaves as V2GCertificateChain entries: every leaf of the
 // SECC directory, expired and future ones too, with its sub-CAs leaf first (the root is not
 // part of the chain).
-func (s *Store) leafChains(v *caView) []HashDataChain {
-	ls := s.readLeaves(LeafV2G)
+func (s *Store) leafChains(v *caView, ls *leafSet) []HashDataChain {
 	pool := s.hashPool(v, ls)
 	var out []HashDataChain
 	for _, e := range ls.entries {

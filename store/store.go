@@ -27,6 +27,9 @@ type Store struct {
 
 	keyBackends *keyBackends
 
+	// caPaths are the bundle paths of CATypes, whose stamps key the CA view without inotify.
+	caPaths []string
+
 	// gen counts the store's own changes to the filesystem; views keeps what was read.
 	gen   atomic.Uint64
 	views viewCache
@@ -73,6 +76,9 @@ func Open(cfg Config, opts Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for _, t := range CATypes {
+		s.caPaths = append(s.caPaths, cfg.CABundlePath(t))
 	}
 	s.lock = newStoreLock(cfg.CertsRoot)
 	s.files = newFileCache(s.fs)
