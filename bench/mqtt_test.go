@@ -21,8 +21,16 @@ func mqttService(b *testing.B, st *Store) *everest.EmbeddedBroker {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { broker.Close() })
+	serveOn(b, st, broker.URL())
+	return broker
+}
+
+// serveOn runs the standalone service for st on the broker at url until the benchmark ends.
+func serveOn(b *testing.B, st *Store, url string) {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := everest.NewRunner(everest.Options{Broker: everest.Broker{URL: broker.URL()}, StartTimeout: 5 * time.Second})
+	r := everest.NewRunner(everest.Options{Broker: everest.Broker{URL: url}, StartTimeout: 5 * time.Second})
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ctx, api.NewDispatcher(open(b, st))) }()
 	select {
@@ -35,9 +43,7 @@ func mqttService(b *testing.B, st *Store) *everest.EmbeddedBroker {
 	b.Cleanup(func() {
 		cancel()
 		<-done
-		broker.Close()
 	})
-	return broker
 }
 
 // BenchmarkMQTTCommand is one get_leaf_certificate_info over MQTT (embedded broker, EVerest

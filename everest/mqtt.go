@@ -69,6 +69,7 @@ func dial(ctx context.Context, o connOptions) (*conn, error) {
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(o.reconnectMax).
 		SetConnectRetry(false).
+		SetCustomOpenConnectionFn(openConn).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("lost the MQTT broker; reconnecting", "broker", o.broker.String(), "err", err)
 		}).

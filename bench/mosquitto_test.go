@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/evsesec/evsesec/everest"
+)
+
+// startMosquitto starts Debian's mosquitto on a free loopback port with the given extra config
+// lines (none: its default configuration, which leaves Nagle's algorithm on for its sockets) and
+// returns its URL. It is stopped by its PID when the benchmark ends. Without mosquitto the
+// benchmark is skipped.
+func startMosquitto(b *testing.B, extra string) string {
+	b.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		b.Skip("mosquitto not installed")
+	}
+	dir := b.TempDir()
+	for attempt := 0; ; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// A listener needs allow_anonymous in mosquitto 2.0; everything else is the default.
+		conf := filepath.Join(dir, fmt.Sprintf("mosquitto-%d.conf", attempt))
+		text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", port, extra)
+		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		var out bytes.Buffer
+		cmd := exec.Command(bin, "-c", conf)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		if listening(addr, exited) {
+			b.Cleanup(func() {
+				cmd.Process.Signal(syscall.SIGTERM) // by PID
+				select {
+				case <-exited:
+				case <-time.After(5 * time.Second):
+					cmd.Process.Kill()
+					<-exited
+				}
+			})
+			return "tcp://" + addr
+		}
+		cmd.Process.Kill()
+		<-exited
+		if attempt == 2 {
+			b.Fatalf("mosquitto did not start:\n%s", out.String())
+		}
+	}
+}
+
+func listening(addr string, exited <-chan struct{}) bool {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return true
+		}
+	}
+	return false
+}
+
+// mosquittoConfigs are the two broker configurations of BenchmarkMosquittoFrameworkCall: the
+// default one (Nagle on the broker's sockets) and the one the framework's sources recommend.
+var mosquittoConfigs = []struct{ name, extra string }{
+	{"default", ""},
+	{"nodelay", "set_tcp_nodelay true\n"},
+}
+
+// BenchmarkMosquittoFrameworkCall is one get_leaf_certificate_info from a caller that behaves
+// like the EVerest framework's (fwCaller: QoS 2, TCP_NODELAY on its socket, results handed over
+// at PUBREL) to the service, through Debian's mosquitto in its default configuration and with
+// set_tcp_nodelay true.
+func BenchmarkMosquittoFrameworkCall(b *testing.B) {
+	st := generated(b, 10)
+	for _, cfg := range mosquittoConfigs {
+		b.Run("config="+cfg.name, func(b *testing.B) {
+			url := startMosquitto(b, cfg.extra)
+			serveOn(b, st, url)
+			c, err := dialFWCaller(url, everest.NewTopics("", "", ""), "bench_caller")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.close()
+			args := json.RawMessage(`{"certificate_type":"V2G","encoding":"PEM","include_ocsp":false}`)
+			if _, err := c.call("get_leaf_certificate_info", "warm", args); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := c.call("get_leaf_certificate_info", fmt.Sprint(i), args); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
