@@ -55,6 +55,36 @@ func (a *args) fail(name, reason string) {
 	}
 }
 
+// plainString returns the value of a JSON string literal that needs no decoding: no escapes, no
+// control characters, valid UTF-8. The enum and path arguments of every call are such strings,
+// and taking them as they are spares a reflective decode per argument; anything else goes the
+// long way and gets the same value.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(body), true
+}
+
+// text decodes string argument name; ok is false when it is absent (or JSON null) or not a
+// string (then the argument's failure is recorded).
+func (a *args) text(name string, required bool) (string, bool) {
+	if raw, ok := a.raw[name]; ok {
+		if s, ok := plainString(raw); ok {
+			return s, true
+		}
+	}
+	var s string
+	ok := a.value(name, &s, required)
+	return s, ok
+}
+
 // value decodes argument name into v; ok is false when it is absent (or JSON null).
 func (a *args) value(name string, v any, required bool) bool {
 	raw, ok := a.raw[name]
@@ -81,13 +111,18 @@ func jsonTypeError(err error) string {
 // str reads a required string argument. An empty string is a valid value; the store decides
 // what it means.
 func (a *args) str(name string) string {
-	var s string
-	a.value(name, &s, true)
+	s, _ := a.text(name, true)
 	return s
 }
 
 // boolean reads a boolean argument; absent means false (the interface's optional flags).
 func (a *args) boolean(name string) bool {
+	switch string(a.raw[name]) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
 	var b bool
 	a.value(name, &b, false)
 	return b
@@ -113,24 +148,27 @@ var (
 )
 
 func (a *args) caType(name string) store.CAType {
-	var t store.CAType
-	if !a.value(name, &t, true) {
+	v, ok := a.text(name, true)
+	t := store.CAType(v)
+	if !ok {
 		return t
 	}
 	return oneOf(a, name, t, t.Valid(), caTypeValues)
 }
 
 func (a *args) leafType(name string) store.LeafType {
-	var t store.LeafType
-	if !a.value(name, &t, true) {
+	v, ok := a.text(name, true)
+	t := store.LeafType(v)
+	if !ok {
 		return t
 	}
 	return oneOf(a, name, t, t.Valid(), leafTypeValues)
 }
 
 func (a *args) encoding(name string) store.EncodingFormat {
-	var e store.EncodingFormat
-	if !a.value(name, &e, true) {
+	v, ok := a.text(name, true)
+	e := store.EncodingFormat(v)
+	if !ok {
 		return e
 	}
 	return oneOf(a, name, e, e.Valid(), encodingValues)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +34,9 @@ type Store struct {
 	// gen counts the store's own changes to the filesystem; views keeps what was read.
 	gen   atomic.Uint64
 	views viewCache
+
+	pemMu sync.Mutex
+	pems  map[*x509.Certificate]string // anchorPEM
 
 	watchMu    sync.Mutex
 	watch      *dirWatch
