@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/evsesec/evsesec/everest"
@@ -31,8 +32,9 @@ type fwCaller struct {
 	inflight map[uint16][]byte // incoming QoS 2 messages between PUBLISH and PUBREL
 	results  chan []byte
 	readErr  chan error
-	// trace, when set, is told of every packet the caller reads (leg timing).
-	trace func(packet byte)
+	// quickAck, when set, re-arms TCP_QUICKACK on the caller's socket after every read: a
+	// caller whose own leg never waits for a delayed ACK, to measure the module's leg alone.
+	quickAck func()
 }
 
 // dialFWCaller connects to the broker at rawURL (tcp://host:port) and subscribes the results of
@@ -153,8 +155,8 @@ func (c *fwCaller) readLoop() {
 			c.readErr <- err
 			return
 		}
-		if c.trace != nil {
-			c.trace(h & 0xf0)
+		if c.quickAck != nil {
+			c.quickAck()
 		}
 		switch h & 0xf0 {
 		case 0x30: // PUBLISH
@@ -207,6 +209,18 @@ func (c *fwCaller) call(name, id string, args json.RawMessage) ([]byte, error) {
 	case <-time.After(10 * time.Second):
 		return nil, errors.New("no result within 10 s")
 	}
+}
+
+// ackAtOnce makes the caller acknowledge everything it reads at once (see quickAck).
+func (c *fwCaller) ackAtOnce() error {
+	raw, err := c.conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.quickAck = func() {
+		raw.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1) })
+	}
+	return nil
 }
 
 func (c *fwCaller) close() {

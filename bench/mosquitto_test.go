@@ -83,36 +83,46 @@ func listening(addr string, exited <-chan struct{}) bool {
 	return false
 }
 
-// mosquittoConfigs are the two broker configurations of BenchmarkMosquittoFrameworkCall: the
-// default one (Nagle on the broker's sockets) and the one the framework's sources recommend.
-var mosquittoConfigs = []struct{ name, extra string }{
-	{"default", ""},
-	{"nodelay", "set_tcp_nodelay true\n"},
+// mosquittoRuns are the cases of BenchmarkMosquittoFrameworkCall: mosquitto's default
+// configuration (Nagle on the broker's sockets) with the framework-like caller; the same with a
+// caller that acknowledges at once, which leaves only the module's leg to wait on delayed ACKs;
+// and set_tcp_nodelay true, the setting the framework's sources recommend.
+var mosquittoRuns = []struct {
+	name, config string
+	callerAcksAtOnce bool
+}{
+	{"default", "", false},
+	{"default-caller-acks-at-once", "", true},
+	{"nodelay", "set_tcp_nodelay true\n", false},
 }
 
 // BenchmarkMosquittoFrameworkCall is one get_leaf_certificate_info from a caller that behaves
 // like the EVerest framework's (fwCaller: QoS 2, TCP_NODELAY on its socket, results handed over
-// at PUBREL) to the service, through Debian's mosquitto in its default configuration and with
-// set_tcp_nodelay true.
+// at PUBREL) to the service, through Debian's mosquitto, one call right after the other.
 func BenchmarkMosquittoFrameworkCall(b *testing.B) {
 	st := generated(b, 10)
-	for _, cfg := range mosquittoConfigs {
-		b.Run("config="+cfg.name, func(b *testing.B) {
-			url := startMosquitto(b, cfg.extra)
+	for _, run := range mosquittoRuns {
+		b.Run("config="+run.name, func(b *testing.B) {
+			url := startMosquitto(b, run.config)
 			serveOn(b, st, url)
 			c, err := dialFWCaller(url, everest.NewTopics("", "", ""), "bench_caller")
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer c.close()
-			args := json.RawMessage(`{"certificate_type":"V2G","encoding":"PEM","include_ocsp":false}`)
-			if _, err := c.call("get_leaf_certificate_info", "warm", args); err != nil {
+			if run.callerAcksAtOnce {
+				if err := c.ackAtOnce(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			args := json.RawMessage(mqttArgs)
+			if _, err := c.call(mqttCmd, "warm", args); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				if _, err := c.call("get_leaf_certificate_info", fmt.Sprint(i), args); err != nil {
+				if _, err := c.call(mqttCmd, fmt.Sprint(i), args); err != nil {
 					b.Fatal(err)
 				}
 			}
