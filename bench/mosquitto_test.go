@@ -88,7 +88,7 @@ func listening(addr string, exited <-chan struct{}) bool {
 // caller that acknowledges at once, which leaves only the module's leg to wait on delayed ACKs;
 // and set_tcp_nodelay true, the setting the framework's sources recommend.
 var mosquittoRuns = []struct {
-	name, config string
+	name, config     string
 	callerAcksAtOnce bool
 }{
 	{"default", "", false},

@@ -136,6 +136,7 @@ func BenchmarkMQTTCommand(b *testing.B) {
 	}
 }
 
+// BenchmarkMQTTEcho is the floor of BenchmarkMQTTCommand (see there).
 func BenchmarkMQTTEcho(b *testing.B) {
 	st := generated(b, 10)
 	for _, kind := range mqttBrokers {
