@@ -180,6 +180,8 @@ func (s *Store) GetInstalledCertificates(types []CertificateType) InstalledCerti
 	if len(res.Chains) > 0 {
 		res.Status = InstalledAccepted
 	}
+	// Kept for as long as the store does not change: without the slack of appending.
+	res.Chains = append(make([]HashDataChain, 0, len(res.Chains)), res.Chains...)
 	v.keepInstalled(ls, key, res)
 	return res
 }

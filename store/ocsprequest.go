@@ -48,6 +48,8 @@ func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 		}
 		res.List = append(res.List, s.requestData(pool, nil, chain, seen)...)
 	}
+	// Kept for as long as the store does not change: without the slack of appending.
+	res.List = append(make([]OCSPRequestData, 0, len(res.List)), res.List...)
 	ls.keepOCSPRequest(v, now, res)
 	return res
 }
@@ -107,6 +109,11 @@ func (s *Store) requestData(pool *certs.Pool, extra []*x509.Certificate, chain [
 		if err != nil {
 			s.log.Warn("no OCSP request data", "cert", describe(c), "err", err)
 			continue
+		}
+		// The pool keeps the same hash data for most certificates: sharing its strings keeps a
+		// kept answer of thousands of leaves small.
+		if ph, ok := pool.HashData(c, certs.SHA256); ok && ph == h {
+			h = ph
 		}
 		key := string(formatHashFile(h))
 		if seen[key] {
