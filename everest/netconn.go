@@ -99,17 +99,23 @@ func dialTCP(d *net.Dialer, addr string) (net.Conn, error) {
 	return &quickAckConn{TCPConn: tc, raw: raw}, nil
 }
 
-// quickAckConn re-arms TCP_QUICKACK after every read that returned data.
+// quickAckConn re-arms TCP_QUICKACK before every read that follows one that returned data: the
+// ACK of what was read leaves then (the kernel sends a pending ACK when the option is set), and
+// the next segment finds the option armed. Doing it before the next read rather than right after
+// this one keeps the system call off the path from the broker's packet to the client.
 type quickAckConn struct {
 	*net.TCPConn
-	raw syscall.RawConn
+	raw     syscall.RawConn
+	pending bool // data was read since the option was last armed
 }
 
 func (c *quickAckConn) Read(p []byte) (int, error) {
-	n, err := c.TCPConn.Read(p)
-	if n > 0 {
+	if c.pending {
 		setQuickAck(c.raw)
+		c.pending = false
 	}
+	n, err := c.TCPConn.Read(p)
+	c.pending = n > 0
 	return n, err
 }
 
