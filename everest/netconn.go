@@ -17,7 +17,7 @@ import (
 //   - Reads are buffered. The MQTT client reads a packet's fixed header a byte at a time and
 //     then its body, several system calls per packet; QoS 2 brings four packets per call in
 //     each direction. One buffered read usually takes all of them.
-//   - Every ACK of the broker's data leaves at once (TCP_QUICKACK, re-armed after each read:
+//   - Every ACK of the broker's data leaves at once (TCP_QUICKACK, armed again between reads:
 //     Linux clears it on its own). A QoS 2 exchange ends with the broker's PUBCOMP (of our
 //     result), to which the module has nothing to answer, so its kernel would delay the ACK by
 //     40 ms or more. A broker that leaves Nagle's algorithm on for its sockets — mosquitto in

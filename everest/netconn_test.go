@@ -12,7 +12,7 @@ import (
 )
 
 // The module's TCP connection to the broker has TCP_NODELAY and, on Linux, TCP_QUICKACK armed
-// again after every read (the kernel clears it), so the broker's last packet of a QoS 2 exchange
+// again between reads (the kernel clears it), so the broker's last packet of a QoS 2 exchange
 // is acknowledged at once and a broker with Nagle's algorithm on does not hold the next command.
 func TestBrokerConnSocketOptions(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,7 +3,7 @@ package everest
 import "syscall"
 
 // setQuickAck asks the kernel to acknowledge received data at once rather than delaying the
-// ACK; Linux clears the setting again on its own, so it is made after every read. It reports
+// ACK; Linux clears the setting again on its own, so it is made again between reads. It reports
 // whether the option took.
 func setQuickAck(raw syscall.RawConn) bool {
 	var serr error
