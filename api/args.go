@@ -60,6 +60,37 @@ func (a *args) fail(name, reason string) {
 	}
 }
 
+// plainString returns the value of a JSON string literal that needs no decoding: no escapes, no
+// control characters, valid UTF-8. The enum and path arguments of every call are such strings,
+// and taking them as they are spares a reflective decode per argument; anything else goes the
+// long way and gets the same value.
+func plainString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(body), true
+}
+
+// text decodes string argument name; ok is false when it is absent (or JSON null) or not a
+// string (then the argument's failure is recorded).
+func (a *args) text(name string) (string, bool) {
+	a.declared(name)
+	if raw, ok := a.raw[name]; ok {
+		if s, ok := plainString(raw); ok {
+			return s, true
+		}
+	}
+	var s string
+	ok := a.value(name, &s)
+	return s, ok
+}
+
 // absent reports whether argument name is missing or JSON null: both mean "not given".
 func (a *args) absent(name string) bool {
 	raw, ok := a.raw[name]
@@ -115,14 +146,20 @@ func jsonTypeError(err error) string {
 // str reads a string argument. An empty string is a valid value; the store decides what it
 // means.
 func (a *args) str(name string) string {
-	var s string
-	a.value(name, &s)
+	s, _ := a.text(name)
 	return s
 }
 
 // boolean reads a boolean argument. The interface's flags are all required: the table says so,
 // and the dispatcher refuses a call without them before this runs.
 func (a *args) boolean(name string) bool {
+	a.declared(name)
+	switch string(a.raw[name]) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
 	var b bool
 	a.value(name, &b)
 	return b
@@ -148,24 +185,27 @@ var (
 )
 
 func (a *args) caType(name string) store.CAType {
-	var t store.CAType
-	if !a.value(name, &t) {
+	v, ok := a.text(name)
+	t := store.CAType(v)
+	if !ok {
 		return t
 	}
 	return oneOf(a, name, t, t.Valid(), caTypeValues)
 }
 
 func (a *args) leafType(name string) store.LeafType {
-	var t store.LeafType
-	if !a.value(name, &t) {
+	v, ok := a.text(name)
+	t := store.LeafType(v)
+	if !ok {
 		return t
 	}
 	return oneOf(a, name, t, t.Valid(), leafTypeValues)
 }
 
 func (a *args) encoding(name string) store.EncodingFormat {
-	var e store.EncodingFormat
-	if !a.value(name, &e) {
+	v, ok := a.text(name)
+	e := store.EncodingFormat(v)
+	if !ok {
 		return e
 	}
 	return oneOf(a, name, e, e.Valid(), encodingValues)

@@ -74,7 +74,7 @@ func dial(ctx context.Context, o connOptions) (*conn, error) {
 		SetAutoReconnect(true).
 		SetMaxReconnectInterval(o.reconnectMax).
 		SetConnectRetry(false).
-		SetCustomOpenConnectionFn(openLimited). // bounds the packets paho reads
+		SetCustomOpenConnectionFn(openLimited). // our own socket (netconn.go), bounding the packets paho reads
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			log.Warn("lost the MQTT broker; reconnecting", "broker", o.broker.String(), "err", err)
 			if o.onLost != nil {

@@ -1,7 +1,6 @@
 package everest
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -22,26 +21,10 @@ import (
 // by the subscription's size check before it is copied.
 const maxPacketBytes = MaxMessageBytes + 64<<10
 
-// openLimited dials the broker as paho would (tcp, unix, TLS; EVerest's brokers are local, so no
+// openLimited dials the broker with our own socket (openConn: tcp, unix, TLS; EVerest's brokers are local, so no
 // proxy) and wraps the connection in a packetLimit.
 func openLimited(uri *url.URL, o paho.ClientOptions) (net.Conn, error) {
-	d := &net.Dialer{Timeout: o.ConnectTimeout}
-	var c net.Conn
-	var err error
-	switch uri.Scheme {
-	case "tcp", "mqtt":
-		c, err = d.Dial("tcp", uri.Host)
-	case "unix":
-		path := uri.Path
-		if uri.Host != "" {
-			path = uri.Host
-		}
-		c, err = d.Dial("unix", path)
-	case "ssl", "tls", "mqtts", "tcps":
-		c, err = tls.DialWithDialer(d, "tcp", uri.Host, o.TLSConfig)
-	default:
-		return nil, fmt.Errorf("broker URL scheme %q is not supported", uri.Scheme)
-	}
+	c, err := openConn(uri, o)
 	if err != nil {
 		return nil, err
 	}

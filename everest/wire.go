@@ -104,7 +104,19 @@ func encode(t MsgType, data any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(Envelope{MsgType: t, Data: raw})
+	// The bytes json.Marshal(Envelope{t, raw}) gives, written around raw instead of marshalled
+	// again: marshalling re-scans and compacts a RawMessage, and raw, json.Marshal's own output,
+	// is already compact and escaped. A result is scanned once here instead of twice.
+	mt, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(raw)+len(mt)+22)
+	out = append(out, `{"msg_type":`...)
+	out = append(out, mt...)
+	out = append(out, `,"data":`...)
+	out = append(out, raw...)
+	return append(out, '}'), nil
 }
 
 // EncodeCmd returns the Cmd message calling a command.

@@ -242,3 +242,32 @@ func TestTopics(t *testing.T) {
 		}
 	}
 }
+
+// encode writes the envelope around the marshalled data; the bytes are exactly those of
+// marshalling the envelope, for every message kind and for data that needs escaping.
+func TestEncodeIsEnvelopeMarshal(t *testing.T) {
+	for _, tc := range []struct {
+		t    MsgType
+		data any
+	}{
+		{MsgCmdResult, CmdResult{Type: "result", Data: CmdResultValues{ID: "id<&>", Retval: json.RawMessage(`{"a": "<b>\u2028", "c": [1, 2]}`), Origin: "evse_security"}}},
+		{MsgCmdResult, CmdResult{Type: "result", Data: CmdResultValues{ID: "x", Origin: "o", Error: &CmdError{Type: HandlerException, Message: "bad \"input\" <here>"}}}},
+		{MsgCmd, Cmd{ID: "1", Args: json.RawMessage(" { } "), Origin: "caller"}},
+		{MsgVar, VarData{Data: json.RawMessage(`{"operation":"Installed"}`)}},
+		{MsgModuleReady, true},
+		{MsgType("odd\"<type>"), nil},
+	} {
+		raw, err := json.Marshal(tc.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(Envelope{MsgType: tc.t, Data: raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := encode(tc.t, tc.data)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("encode(%s) = %s, %v\nwant %s", tc.t, got, err, want)
+		}
+	}
+}

@@ -135,6 +135,8 @@ type caView struct {
 	// all holds the certificates of every domain: it finds the issuer of any CA certificate,
 	// whichever domain it is in, for hash data.
 	all *certs.Pool
+	// memos are answers and domain pools computed from this view (memo.go).
+	memos viewMemos
 }
 
 // readCAs returns every domain's bundle, from memory while no bundle has changed.
@@ -155,8 +157,37 @@ func (s *Store) readCAsWith(read func(CAType) *caBundle) *caView {
 	return v
 }
 
-// domainPool returns the pool of the given domains' certificates.
+// domainPool returns the pool of the given domains' certificates. It is kept with the view:
+// every leaf verification and verify_certificate asks for one, and a view never changes.
 func (v *caView) domainPool(types ...CAType) *certs.Pool {
+	var key string
+	if len(types) == 1 {
+		key = string(types[0])
+	} else {
+		var b strings.Builder
+		for _, t := range types {
+			b.WriteString(string(t))
+			b.WriteByte(0)
+		}
+		key = b.String()
+	}
+	v.memos.mu.Lock()
+	p, ok := v.memos.pools[key]
+	v.memos.mu.Unlock()
+	if ok {
+		return p
+	}
+	p = v.buildDomainPool(types)
+	v.memos.mu.Lock()
+	if v.memos.pools == nil || len(v.memos.pools) >= maxMemos {
+		v.memos.pools = map[string]*certs.Pool{}
+	}
+	v.memos.pools[key] = p
+	v.memos.mu.Unlock()
+	return p
+}
+
+func (v *caView) buildDomainPool(types []CAType) *certs.Pool {
 	var files []*certFile
 	seen := map[string]bool{}
 	for _, t := range types {

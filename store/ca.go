@@ -151,36 +151,39 @@ type InstalledCertificates struct {
 // domain) with everything it issued in that domain below it, depth first; expired and not yet
 // valid certificates are listed too, so every stored certificate can be named and deleted.
 // V2GCertificateChain lists the station's SECC leaves, each with its sub-CAs, leaf first.
-// Status is Accepted when at least one chain was found.
+// Status is Accepted when at least one chain was found. A type asked for twice is listed once.
+// The answer is kept until the store changes and is shared by later calls: callers must not
+// modify it.
 func (s *Store) GetInstalledCertificates(types []CertificateType) InstalledCertificates {
 	unlock := s.lock.rlock()
 	defer unlock()
-	res := InstalledCertificates{Status: InstalledNotFound, Chains: []HashDataChain{}}
 	v := s.readCAs()
-	wantLeafChains := false
-	seen := map[CertificateType]bool{}
+	types = distinctTypes(types)
+	var ls *leafSet
 	for _, ct := range types {
-		// A type asked for twice is listed once (the reference listed it again, so a request
-		// could multiply the answer without bound).
-		if seen[ct] {
-			continue
+		if ct == V2GCertificateChain {
+			ls = s.readLeaves(LeafV2G)
 		}
-		seen[ct] = true
-		d, ok := ct.Domain()
-		if !ok {
-			if ct == V2GCertificateChain {
-				wantLeafChains = true
-			}
-			continue
-		}
-		res.Chains = append(res.Chains, v.rootChains(d, ct)...)
 	}
-	if wantLeafChains {
-		res.Chains = append(res.Chains, s.leafChains(v)...)
+	key := installedKey(types)
+	if res, ok := v.installedFor(ls, key); ok {
+		return res
+	}
+	res := InstalledCertificates{Status: InstalledNotFound, Chains: []HashDataChain{}}
+	for _, ct := range types {
+		if d, ok := ct.Domain(); ok {
+			res.Chains = append(res.Chains, v.rootChains(d, ct)...)
+		}
+	}
+	if ls != nil {
+		res.Chains = append(res.Chains, s.leafChains(v, ls)...)
 	}
 	if len(res.Chains) > 0 {
 		res.Status = InstalledAccepted
 	}
+	// Kept for as long as the store does not change: without the slack of appending.
+	res.Chains = append(make([]HashDataChain, 0, len(res.Chains)), res.Chains...)
+	v.keepInstalled(ls, key, res)
 	return res
 }
 

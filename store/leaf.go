@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"crypto/x509"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -74,6 +75,7 @@ type leafSet struct {
 
 	memoMu    sync.Mutex
 	memos     []*selectionMemo
+	ocspReq   *ocspRequestMemo
 	interOnce sync.Once
 	inter     *certs.Pool
 
@@ -208,39 +210,60 @@ func (s *Store) hashPool(v *caView, sets ...*leafSet) *certs.Pool {
 // leafChains lists the station's SECC leaves as V2GCertificateChain entries: every leaf of the
 // SECC directory, expired and future ones too, with its sub-CAs leaf first (the root is not
 // part of the chain).
-func (s *Store) leafChains(v *caView) []HashDataChain {
-	ls := s.readLeaves(LeafV2G)
+func (s *Store) leafChains(v *caView, ls *leafSet) []HashDataChain {
 	pool := s.hashPool(v, ls)
-	var out []HashDataChain
+	out := make([]HashDataChain, 0, len(ls.entries))
+	// Leaves of one issuer have the same sub-CAs above them: their lists are made once and
+	// shared (the answer is kept and never modified), which keeps a kept answer of 2,000 leaves
+	// small. A path that runs into its own leaf (a leaf that signed a CA above it) depends on
+	// the leaf and is not shared.
+	type shared struct {
+		path []*x509.Certificate
+		subs []certs.HashData
+	}
+	byIssuer := map[*x509.Certificate]shared{}
 	for _, e := range ls.entries {
 		h, ok := pool.HashData(e.cert, certs.SHA256)
 		if !ok {
 			s.log.Warn("SECC leaf without a known issuer cannot be listed", "leaf", describe(e.cert))
 			continue
 		}
-		chain := HashDataChain{CertificateType: V2GCertificateChain, HashData: h, Children: []certs.HashData{}}
-		for _, sub := range issuerPath(pool, e.cert) {
-			if sh, ok := pool.HashData(sub, certs.SHA256); ok {
-				chain.Children = append(chain.Children, sh)
+		issuer := pool.Issuer(e.cert)
+		sh, ok := byIssuer[issuer]
+		if !ok || slices.Contains(sh.path, e.cert) {
+			path, hitLeaf := issuerPath(pool, e.cert)
+			sh = shared{path: path, subs: []certs.HashData{}}
+			for _, sub := range path {
+				if hd, ok := pool.HashData(sub, certs.SHA256); ok {
+					sh.subs = append(sh.subs, hd)
+				}
+			}
+			if !hitLeaf && !ok {
+				byIssuer[issuer] = sh
 			}
 		}
-		out = append(out, chain)
+		out = append(out, HashDataChain{CertificateType: V2GCertificateChain, HashData: h, Children: sh.subs})
 	}
 	return out
 }
 
 // issuerPath walks up from c through the pool's first issuers and returns the CAs above c,
-// nearest first, without the self-signed root at the top.
-func issuerPath(pool *certs.Pool, c *x509.Certificate) []*x509.Certificate {
-	var out []*x509.Certificate
-	seen := map[certs.Fingerprint]bool{certs.FingerprintOf(c): true}
+// nearest first, without the self-signed root at the top. hitStart says the walk ended because
+// it came back to c.
+func issuerPath(pool *certs.Pool, c *x509.Certificate) (path []*x509.Certificate, hitStart bool) {
+	start := certs.FingerprintOf(c)
+	seen := map[certs.Fingerprint]bool{start: true}
 	for cur := c; ; {
 		is := pool.Issuer(cur)
-		if is == nil || seen[certs.FingerprintOf(is)] || pool.IsSelfSigned(is) {
-			return out
+		if is == nil || pool.IsSelfSigned(is) {
+			return path, false
 		}
-		seen[certs.FingerprintOf(is)] = true
-		out = append(out, is)
+		fp := certs.FingerprintOf(is)
+		if seen[fp] {
+			return path, fp == start
+		}
+		seen[fp] = true
+		path = append(path, is)
 		cur = is
 	}
 }

@@ -141,7 +141,7 @@ func (s *Store) info(sel selectedLeaf, pool *certs.Pool, enc EncodingFormat, inc
 		chainCerts = cf.certs
 	}
 	if anchor := sel.chain[len(sel.chain)-1]; anchor != nil {
-		in.CertificateRoot = string(certs.EncodePEM(anchor))
+		in.CertificateRoot = s.anchorPEM(anchor)
 	}
 	if includeOCSP {
 		in.OCSP = s.chainOCSP(pool, chainCerts)
@@ -172,6 +172,27 @@ func (s *Store) chainOCSP(pool *certs.Pool, chain []*x509.Certificate) []Certifi
 		out = append(out, CertificateOCSP{Hash: h, OCSPPath: s.ocspResponsePath(c, issuer, h)})
 	}
 	return out
+}
+
+// anchorPEM is the PEM text of a trust anchor, encoded once: every leaf info carries it, and a
+// TLS handshake asks for one.
+func (s *Store) anchorPEM(c *x509.Certificate) string {
+	s.pemMu.Lock()
+	p, ok := s.pems[c]
+	s.pemMu.Unlock()
+	if ok {
+		return p
+	}
+	p = string(certs.EncodePEM(c))
+	s.pemMu.Lock()
+	// The keys keep their certificates alive, so an address is never reused for another
+	// certificate while it is a key; a store sees few anchors, the bound is for safety.
+	if s.pems == nil || len(s.pems) >= 64 {
+		s.pems = map[*x509.Certificate]string{}
+	}
+	s.pems[c] = p
+	s.pemMu.Unlock()
+	return p
 }
 
 // GetLeafCertificateInfo returns the leaf of type lt to use now: the valid, trusted leaf with

@@ -22,15 +22,20 @@ type OCSPRequestDataList struct {
 // verifies against the V2G domain now or, for a leaf that is not valid yet, once it starts (so
 // the status is ready when it becomes active), each once, with the first OCSP responder URL of
 // its AIA extension. Certificates without one are left out, and so are expired leaves and leaves
-// the V2G domain does not trust (a station never serves them).
+// the V2G domain does not trust (a station never serves them). The answer is kept until the
+// store changes or a certificate involved starts or ends, and is shared by later calls: callers
+// must not modify it.
 func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 	unlock := s.lock.rlock()
 	defer unlock()
-	res := OCSPRequestDataList{List: []OCSPRequestData{}}
 	v := s.readCAs()
 	ls := s.readLeaves(LeafV2G)
-	pool := s.hashPool(v, ls)
 	now := s.now()
+	if res, ok := ls.ocspRequestFor(v, now); ok {
+		return res
+	}
+	res := OCSPRequestDataList{List: []OCSPRequestData{}}
+	pool := s.hashPool(v, ls)
 	seen := map[string]bool{}
 	for _, e := range ls.entries {
 		if validityAt(e.cert, now) == expired {
@@ -41,8 +46,11 @@ func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 			s.log.Info("get_v2g_ocsp_request_data: leaf left out, it does not verify against the V2G domain", "leaf", describe(e.cert), "err", err)
 			continue
 		}
-		res.List = append(res.List, s.requestData(pool, chain, seen)...)
+		res.List = append(res.List, s.requestData(pool, nil, chain, seen)...)
 	}
+	// Kept for as long as the store does not change: without the slack of appending.
+	res.List = append(make([]OCSPRequestData, 0, len(res.List)), res.List...)
+	ls.keepOCSPRequest(v, now, res)
 	return res
 }
 
@@ -70,18 +78,17 @@ func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 		return res
 	}
 	// Every CA of the store, so that a trust anchor that is not a root still gets its issuer
-	// key hash when its issuer is in another domain.
-	pool := certs.NewPool(append(v.all.Certificates(), cs...)...)
-	res.List = append(res.List, s.requestData(pool, path, map[string]bool{})...)
+	// key hash when its issuer is in another domain; then the input's certificates.
+	res.List = append(res.List, s.requestData(v.all, cs, path, map[string]bool{})...)
 	return res
 }
 
 // requestData makes the request data of a verified chain (leaf first, trust anchor last): one
 // entry for each certificate below the root that has an OCSP URL, its hash data computed against
 // the next certificate of the chain (the issuer the chain was verified through; for a trust
-// anchor that is not a root, its first issuer in pool). Entries whose hash data is in seen
-// already are skipped.
-func (s *Store) requestData(pool *certs.Pool, chain []*x509.Certificate, seen map[string]bool) []OCSPRequestData {
+// anchor that is not a root, its first issuer in pool, else in extra). Entries whose hash data
+// is in seen already are skipped.
+func (s *Store) requestData(pool *certs.Pool, extra []*x509.Certificate, chain []*x509.Certificate, seen map[string]bool) []OCSPRequestData {
 	var out []OCSPRequestData
 	for i, c := range chain {
 		if pool.IsSelfSigned(c) {
@@ -94,7 +101,7 @@ func (s *Store) requestData(pool *certs.Pool, chain []*x509.Certificate, seen ma
 		var issuer *x509.Certificate
 		if i+1 < len(chain) {
 			issuer = chain[i+1]
-		} else if issuer = pool.Issuer(c); issuer == nil {
+		} else if issuer = issuerIn(pool, extra, c); issuer == nil {
 			s.log.Warn("issuer unknown; no OCSP request data", "cert", describe(c))
 			continue
 		}
@@ -102,6 +109,11 @@ func (s *Store) requestData(pool *certs.Pool, chain []*x509.Certificate, seen ma
 		if err != nil {
 			s.log.Warn("no OCSP request data", "cert", describe(c), "err", err)
 			continue
+		}
+		// The pool keeps the same hash data for most certificates: sharing its strings keeps a
+		// kept answer of thousands of leaves small.
+		if ph, ok := pool.HashData(c, certs.SHA256); ok && ph == h {
+			h = ph
 		}
 		key := string(formatHashFile(h))
 		if seen[key] {
@@ -111,4 +123,13 @@ func (s *Store) requestData(pool *certs.Pool, chain []*x509.Certificate, seen ma
 		out = append(out, OCSPRequestData{HashData: h, ResponderURL: c.OCSPServer[0]})
 	}
 	return out
+}
+
+// issuerIn is the first issuer of c in pool, else among extra (the caller's own certificates,
+// looked at only when the store has none: a pool of them is built only then).
+func issuerIn(pool *certs.Pool, extra []*x509.Certificate, c *x509.Certificate) *x509.Certificate {
+	if is := pool.Issuer(c); is != nil || len(extra) == 0 {
+		return is
+	}
+	return certs.NewPool(extra...).Issuer(c)
 }

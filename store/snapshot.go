@@ -175,10 +175,7 @@ func (s *Store) currentKey(paths ...string) (key viewKey, settled bool) {
 
 // cachedCAs returns the CA view, read anew only when a bundle changed.
 func (s *Store) cachedCAs() *caView {
-	var paths []string
-	for _, t := range CATypes {
-		paths = append(paths, s.cfg.CABundlePath(t))
-	}
+	paths := s.caPaths
 	key, settled := s.currentKey(paths...)
 	s.views.mu.Lock()
 	if v := s.views.ca; v != nil && s.views.caKey == key {
@@ -285,7 +282,10 @@ func (ls *leafSet) keepSelection(v *caView, all bool, now time.Time, sel []selec
 }
 
 // nextChange is the first moment after now at which a leaf of ls or a CA of v starts or ends
-// being valid: until then, a selection made at now stays right.
+// being valid: until then, a selection made at now stays right. A certificate is valid from
+// notBefore through notAfter inclusive (validityAt, certs.Verify), so it has ended at the first
+// instant after notAfter; the next whole second would leave a kept answer stale for up to a
+// second.
 func nextChange(ls *leafSet, v *caView, now time.Time) time.Time {
 	next := now.Add(24 * time.Hour)
 	consider := func(t time.Time) {
@@ -295,19 +295,19 @@ func nextChange(ls *leafSet, v *caView, now time.Time) time.Time {
 	}
 	for _, e := range ls.entries {
 		consider(e.cert.NotBefore)
-		consider(e.cert.NotAfter.Add(time.Second))
+		consider(e.cert.NotAfter.Add(time.Nanosecond))
 	}
 	for _, f := range ls.files {
 		for _, c := range f.certs {
 			consider(c.NotBefore)
-			consider(c.NotAfter.Add(time.Second))
+			consider(c.NotAfter.Add(time.Nanosecond))
 		}
 	}
 	for _, b := range v.bundles {
 		for _, f := range b.files {
 			for _, c := range f.certs {
 				consider(c.NotBefore)
-				consider(c.NotAfter.Add(time.Second))
+				consider(c.NotAfter.Add(time.Nanosecond))
 			}
 		}
 	}

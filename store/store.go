@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,9 +28,15 @@ type Store struct {
 
 	keyBackends *keyBackends
 
+	// caPaths are the bundle paths of CATypes, whose stamps key the CA view without inotify.
+	caPaths []string
+
 	// gen counts the store's own changes to the filesystem; views keeps what was read.
 	gen   atomic.Uint64
 	views viewCache
+
+	pemMu sync.Mutex
+	pems  map[*x509.Certificate]string // anchorPEM
 
 	watchMu    sync.Mutex
 	watch      *dirWatch
@@ -79,6 +86,9 @@ func Open(cfg Config, opts Options) (*Store, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for _, t := range CATypes {
+		s.caPaths = append(s.caPaths, cfg.CABundlePath(t))
 	}
 	s.lock = newStoreLock(cfg.CertsRoot)
 	s.files = newFileCache(s.fs)
