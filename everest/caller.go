@@ -53,7 +53,7 @@ func NewCaller(ctx context.Context, opts CallerOptions) (*Caller, error) {
 	if opts.Wire == nil {
 		opts.Wire = V025
 	}
-	c := &Caller{topics: NewTopics(opts.Prefix, opts.ModuleID, opts.Impl), origin: opts.Origin, wire: opts.Wire, pending: map[string]chan CmdResultValues{}}
+	c := &Caller{topics: opts.Wire.Layout(NewTopics(opts.Prefix, opts.ModuleID, opts.Impl)), origin: opts.Origin, wire: opts.Wire, pending: map[string]chan CmdResultValues{}}
 	subscribed := make(chan error, 1)
 	onConnect := func(cn *conn) {
 		err := cn.subscribe(context.Background(), c.wire.ResultFilter(c.topics, c.origin), c.onResult)

@@ -166,6 +166,20 @@ func TestV017Golden(t *testing.T) {
 	if got := string(V017.ModuleReady()); got != genFixture(t, "v0.17", "ready.json") {
 		t.Errorf("ModuleReady %s", got)
 	}
+	// The topics of the real v0.17.2 and v0.18.0 managers and C++ modules: no modules/, no impl/.
+	tp := V017.Layout(legacyTopics)
+	for got, want := range map[string]string{
+		tp.ModuleReady(): "everest/evse_security/ready", tp.Metadata(): "everest/evse_security/metadata",
+		tp.CmdShared(): "everest/evse_security/main/cmd", tp.VarShared(): "everest/evse_security/main/var",
+		tp.GlobalReady(): "everest/ready",
+	} {
+		if got != want {
+			t.Errorf("v0.17 topic %s, want %s", got, want)
+		}
+	}
+	if V022.Layout(tp).ModuleReady() != "everest/modules/evse_security/ready" || V025.Layout(tp).CmdShared() != "everest/modules/evse_security/impl/main/cmd" {
+		t.Error("a later wire kept the v0.17 layout")
+	}
 }
 
 func TestWireByName(t *testing.T) {

@@ -161,6 +161,9 @@ func NewRunner(opts Options) *Runner {
 		r.setWire(V025)
 	} else if w, err := WireByName(opts.Wire); err == nil && w != nil {
 		r.setWire(w)
+		// The layout is fixed here: the one wire with its own layout (v0.17, v0.18) is known
+		// from the command line, never found out over MQTT.
+		r.topics = w.Layout(r.topics)
 	} else if err != nil {
 		// A name the command line has already checked; fall back to finding out, which never
 		// sends a message of the wrong generation.

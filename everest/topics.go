@@ -34,6 +34,11 @@ type Topics struct {
 	ModuleID string
 	// Impl is the implementation id ("main").
 	Impl string
+	// Flat is the layout of framework v0.17 and v0.18, whose topics have no "modules/" and no
+	// "impl/" level: P <id>/ready, P <id>/<impl>/cmd (lib/config.cpp mqtt_module_prefix and
+	// mqtt_prefix at those tags). A Wire sets it (Wire.Layout); the examples in the comments
+	// here are of the layout of v0.19 on.
+	Flat bool
 }
 
 // NewTopics returns the topics of module id's implementation impl under prefix; empty values
@@ -94,9 +99,19 @@ func (t Topics) CmdName(topic string) (name string, ok bool) {
 	return name, true
 }
 
-func (t Topics) module() string { return t.Prefix + "modules/" + t.ModuleID }
+func (t Topics) module() string {
+	if t.Flat {
+		return t.Prefix + t.ModuleID
+	}
+	return t.Prefix + "modules/" + t.ModuleID
+}
 
-func (t Topics) impl() string { return t.module() + "/impl/" + t.Impl }
+func (t Topics) impl() string {
+	if t.Flat {
+		return t.module() + "/" + t.Impl
+	}
+	return t.module() + "/impl/" + t.Impl
+}
 
 // The topics of the older framework generations (v0.17 to v0.24) and the retained topics the
 // detection reads; see wires.go for which generation uses which.

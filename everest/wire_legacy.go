@@ -12,7 +12,8 @@ import (
 // everything but the config exchange and the error result:
 //
 //   - no envelope: every payload is the bare JSON;
-//   - one command topic per implementation, P modules/<id>/impl/<impl>/cmd, carrying both the
+//   - one command topic per implementation, P modules/<id>/impl/<impl>/cmd (v0.17, v0.18:
+//     P <id>/<impl>/cmd, see Topics.Flat), carrying both the
 //     call {"data":{"args","id","origin"},"name","type":"call"} and the result
 //     {"data":{"id","origin","retval"|"error"},"name","type":"result"}; a caller matches its
 //     result by data.id;
@@ -33,7 +34,8 @@ var (
 	// V017 is the wire of framework v0.17 and v0.18 (everest-core 2024.9 and 2024.10): the
 	// module reads its config from the EVerest config file (--conf on its command line, see
 	// ReadConfigFile); a caller cannot receive an error result.
-	V017 Wire = legacyWire{name: WireV017, releases: "everest-core 2024.9.0 to 2024.10.0", config: configFile}
+	// Its topics have no modules/ and impl/ levels (Topics.Flat).
+	V017 Wire = legacyWire{name: WireV017, releases: "everest-core 2024.9.0 to 2024.10.0", config: configFile, flat: true}
 )
 
 // configStyle is how a generation's module gets its config.
@@ -63,6 +65,7 @@ type legacyWire struct {
 	name, releases string
 	config         configStyle
 	errors         errorStyle
+	flat           bool // the topic layout of v0.17, v0.18 (Topics.Flat)
 }
 
 // Name implements Wire for the un-enveloped wires.
@@ -70,6 +73,9 @@ func (w legacyWire) Name() string { return w.name }
 
 // Releases implements Wire for the un-enveloped wires.
 func (w legacyWire) Releases() string { return w.releases }
+
+// Layout implements Wire for the un-enveloped wires.
+func (w legacyWire) Layout(t Topics) Topics { t.Flat = w.flat; return t }
 
 // CmdFilter implements Wire for the un-enveloped wires.
 func (w legacyWire) CmdFilter(t Topics) string { return t.CmdShared() }

@@ -18,6 +18,8 @@ import (
 type Wire interface {
 	// Name is the wire's name, as --everest-wire takes it ("v0.25", "v0.22-v0.24", ...).
 	Name() string
+	// Layout returns t in this generation's topic layout (Topics.Flat for v0.17, v0.18).
+	Layout(t Topics) Topics
 	// Releases names the everest-core releases whose manager speaks it, for logs.
 	Releases() string
 
@@ -122,6 +124,9 @@ type wire25 struct{}
 
 // Name implements Wire for the v0.25 envelope.
 func (wire25) Name() string { return WireV025 }
+
+// Layout implements Wire: v0.25 keeps the modules/<id>/impl/<impl> layout.
+func (wire25) Layout(t Topics) Topics { t.Flat = false; return t }
 
 // Releases implements Wire for the v0.25 envelope.
 func (wire25) Releases() string { return "everest-core 2025.12.0 and later" }

@@ -119,7 +119,13 @@ func runGeneration(t *testing.T, bin string, g generation, brokerURL string) {
 	}
 	mgr := everesttest.StartLegacyManager(t, everesttest.LegacyManagerOptions{URL: brokerURL, Framework: g.framework,
 		EtcDir: etc, Interface: iface, Params: params})
-	caller := everesttest.NewLegacyCaller(t, brokerURL, "everest/modules/evse_security/impl/main", "probe")
+	// The topic levels of the generation, written out as the framework's lib/config.cpp builds
+	// them: v0.17 and v0.18 have no modules/ and impl/ levels.
+	moduleTopic, implTopic := "everest/modules/evse_security", "everest/modules/evse_security/impl/main"
+	if g.framework < everesttest.Framework019 {
+		moduleTopic, implTopic = "everest/evse_security", "everest/evse_security/main"
+	}
+	caller := everesttest.NewLegacyCaller(t, brokerURL, implTopic, "probe")
 
 	var errb bytes.Buffer
 	cmd := &exec.Cmd{Path: bin, Args: argvOf(g.framework, prefix, u.Port(), confFile), Stderr: &errb, Stdout: &errb}
@@ -138,7 +144,7 @@ func runGeneration(t *testing.T, bin string, g generation, brokerURL string) {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, errb.String())
 		}
-		if r.Topic != "everest/modules/evse_security/impl/main/cmd" || r.QoS != 2 {
+		if r.Topic != implTopic+"/cmd" || r.QoS != 2 {
 			t.Errorf("%s: result on %s at QoS %d", name, r.Topic, r.QoS)
 		}
 		return strings.ReplaceAll(r.Payload, id, "ID")
@@ -174,10 +180,13 @@ func runGeneration(t *testing.T, bin string, g generation, brokerURL string) {
 	}
 	meta := ""
 	for _, m := range mgr.Log() {
-		if m.Topic == "everest/modules/evse_security/metadata" {
+		if m.Topic == moduleTopic+"/metadata" {
 			meta = m.Payload
 		}
-		if (m.Topic == "everest/modules/evse_security/metadata" || m.Topic == "everest/modules/evse_security/ready") && (m.QoS != 2 || m.Retained) {
+		if strings.Contains(m.Topic, "evse_security/") && !strings.HasPrefix(m.Topic, "everest/interface_definitions/") && !strings.HasPrefix(m.Topic, moduleTopic+"/") {
+			t.Errorf("a topic of another generation's layout on a %s wire: %s", g.framework, m.Topic)
+		}
+		if (m.Topic == moduleTopic+"/metadata" || m.Topic == moduleTopic+"/ready") && (m.QoS != 2 || m.Retained) {
 			t.Errorf("%s at QoS %d, retained %v", m.Topic, m.QoS, m.Retained)
 		}
 		if strings.Contains(m.Payload, `"msg_type"`) && !m.Retained {

@@ -71,7 +71,14 @@ type LegacyManager struct {
 
 func (o LegacyManagerOptions) at(tag string) bool { return o.Framework >= tag }
 
-func (o LegacyManagerOptions) module() string { return o.Prefix + "modules/" + o.ModuleID }
+// module is the module's topic level: P modules/<id>, on v0.17 and v0.18 P <id>
+// (lib/config.cpp mqtt_module_prefix at those tags).
+func (o LegacyManagerOptions) module() string {
+	if !o.at(Framework019) {
+		return o.Prefix + o.ModuleID
+	}
+	return o.Prefix + "modules/" + o.ModuleID
+}
 
 // StartLegacyManager connects the fake manager and publishes its retained topics; it
 // disconnects when the test ends.
