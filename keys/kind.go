@@ -1,7 +1,6 @@
 package keys
 
 import (
-	"bufio"
 	"bytes"
 	"crypto"
 	"fmt"
@@ -79,20 +78,29 @@ func KindOf(keyFile []byte) Kind {
 // case-insensitive). ok is false for any other content. The URI is returned as written; the
 // keys/pkcs11 package parses it.
 func PKCS11URI(keyFile []byte) (uri string, ok bool) {
-	sc := bufio.NewScanner(bytes.NewReader(keyFile))
-	sc.Buffer(make([]byte, 0, 1024), 64*1024)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	// Called for every key file when a leaf directory is read: it looks at the first line that
+	// says anything and allocates only for a URI.
+	rest := keyFile
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if len(line) > maxURILine {
+			return "", false
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		if len(line) >= len(URIScheme) && strings.EqualFold(line[:len(URIScheme)], URIScheme) {
-			return line, true
+		if len(line) >= len(URIScheme) && bytes.EqualFold(line[:len(URIScheme)], []byte(URIScheme)) {
+			return string(line), true
 		}
 		return "", false
 	}
 	return "", false
 }
+
+// maxURILine bounds the line a key file's URI may be on (a longer line is no URI).
+const maxURILine = 64 * 1024
 
 // Deleter is the optional capability of a backend whose keys live outside their key files (a
 // PKCS#11 token): DeleteKey removes the key that a key file names, so that deleting the file
