@@ -83,6 +83,9 @@ type leafSet struct {
 	// kindLeaves.
 	kindsOnce sync.Once
 	kinds     map[LeafType]*leafSet
+	// parent is the whole directory's set of a kind view (nil otherwise): the views share its
+	// files, and so its pool of their sub-CAs.
+	parent *leafSet
 }
 
 // readLeaves returns the leaf directory of lt, from memory while it has not changed: every leaf

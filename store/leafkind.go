@@ -59,7 +59,7 @@ func (s *Store) kindLeaves(lt LeafType) *leafSet {
 	ls.kindsOnce.Do(func() {
 		ls.kinds = map[LeafType]*leafSet{}
 		for _, t := range []LeafType{LeafV2G, LeafV2G20} {
-			sub := &leafSet{lt: t, certDir: ls.certDir, keyDir: ls.keyDir, files: ls.files}
+			sub := &leafSet{lt: t, certDir: ls.certDir, keyDir: ls.keyDir, files: ls.files, parent: ls}
 			for _, e := range ls.entries {
 				if ls.typeOf(e) == t {
 					sub.entries = append(sub.entries, e)

@@ -317,6 +317,11 @@ func nextChange(ls *leafSet, v *caView, now time.Time) time.Time {
 // intermediatePool is the pool of the sub-CAs found in the leaf directory's chain files, built
 // once per leaf set: every leaf verifies with it, whatever chain file it came in.
 func (ls *leafSet) intermediatePool() *certs.Pool {
+	if ls.parent != nil {
+		// A kind view has the directory's files: one pool of them serves every kind (2,000
+		// chain files make a pool of a megabyte or more).
+		return ls.parent.intermediatePool()
+	}
 	ls.interOnce.Do(func() {
 		var cs []*x509.Certificate
 		for _, f := range ls.files {
