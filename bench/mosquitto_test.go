@@ -1,86 +1,20 @@
 package bench
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/evsesec/evsesec/everest"
+	"github.com/evsesec/evsesec/everest/everesttest"
 )
 
-// startMosquitto starts Debian's mosquitto on a free loopback port with the given extra config
-// lines (none: its default configuration, which leaves Nagle's algorithm on for its sockets) and
-// returns its URL. It is stopped by its PID when the benchmark ends. Without mosquitto the
-// benchmark is skipped.
-func startMosquitto(b *testing.B, extra string) string {
+// startMosquitto starts Debian's mosquitto on a free loopback port with the given config lines
+// (none: its default configuration, which leaves Nagle's algorithm on for its sockets) and
+// returns its URL; it is stopped by its PID when the benchmark ends.
+func startMosquitto(b *testing.B, config string) string {
 	b.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		b.Skip("mosquitto not installed")
-	}
-	dir := b.TempDir()
-	for attempt := 0; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		// A listener needs allow_anonymous in mosquitto 2.0; everything else is the default.
-		conf := filepath.Join(dir, fmt.Sprintf("mosquitto-%d.conf", attempt))
-		text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", port, extra)
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			b.Fatal(err)
-		}
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "-c", conf)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		if listening(addr, exited) {
-			b.Cleanup(func() {
-				cmd.Process.Signal(syscall.SIGTERM) // by PID
-				select {
-				case <-exited:
-				case <-time.After(5 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-			return "tcp://" + addr
-		}
-		cmd.Process.Kill()
-		<-exited
-		if attempt == 2 {
-			b.Fatalf("mosquitto did not start:\n%s", out.String())
-		}
-	}
-}
-
-func listening(addr string, exited <-chan struct{}) bool {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return true
-		}
-	}
-	return false
+	return everesttest.StartMosquittoConfig(b, config)
 }
 
 // mosquittoRuns are the cases of BenchmarkMosquittoFrameworkCall: mosquitto's default

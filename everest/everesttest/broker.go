@@ -55,12 +55,21 @@ func FreePort(t testing.TB) int {
 // skips.
 func StartMosquitto(t testing.TB) string {
 	t.Helper()
+	return StartMosquittoConfig(t, "persistence false\nset_tcp_nodelay true\nmax_queued_messages 0\nlog_dest stderr\n")
+}
+
+// StartMosquittoConfig is StartMosquitto with the config lines after the listener's own (an
+// empty config is mosquitto's default configuration, which leaves Nagle's algorithm on for its
+// sockets, as on a stock charger).
+func StartMosquittoConfig(t testing.TB, config string) string {
+	t.Helper()
 	bin := testtool.Require(t, "mosquitto")
 	dir := t.TempDir()
 	for attempt := 0; ; attempt++ {
 		port := FreePort(t)
 		conf := filepath.Join(dir, fmt.Sprintf("mosquitto-%d.conf", attempt))
-		text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\nmax_queued_messages 0\nlog_dest stderr\n", port)
+		// A listener needs allow_anonymous in mosquitto 2.0.
+		text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n%s", port, config)
 		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
