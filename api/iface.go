@@ -54,7 +54,7 @@ func LatestInterface() InterfaceVersion { return InterfaceVersions[len(Interface
 func InterfaceOfRelease(release string) InterfaceVersion {
 	v := InterfaceVersions[0]
 	for _, iv := range InterfaceVersions {
-		if releaseLess(release, iv.Since) {
+		if ReleaseBefore(release, iv.Since) {
 			break
 		}
 		v = iv
@@ -62,9 +62,9 @@ func InterfaceOfRelease(release string) InterfaceVersion {
 	return v
 }
 
-// releaseLess compares release tags YYYY.M.P numerically. (The tests' fake manager has its own,
-// everesttest.ReleaseBefore: its account of the history is kept apart from this one.)
-func releaseLess(a, b string) bool {
+// ReleaseBefore reports whether everest-core release tag a (YYYY.M.P) comes before b, comparing
+// the numbers, not the strings (2024.9.0 comes before 2024.10.0).
+func ReleaseBefore(a, b string) bool {
 	var x, y [3]int
 	fmt.Sscanf(a, "%d.%d.%d", &x[0], &x[1], &x[2])
 	fmt.Sscanf(b, "%d.%d.%d", &y[0], &y[1], &y[2])

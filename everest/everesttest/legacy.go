@@ -11,6 +11,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/evsesec/evsesec/api"
 )
 
 // Framework releases a LegacyManager can act out (the tag of everest-framework whose manager
@@ -415,17 +417,7 @@ func InterfaceDefinition(t testing.TB, release string) json.RawMessage {
 	return out
 }
 
-// ReleaseBefore reports whether everest-core release tag a (YYYY.M.P) comes before b. The tests'
-// account of the interface history (InterfaceDefinition, the generation tests) uses it; api keeps
-// its own comparison for api.InterfaceOfRelease, so the two histories stay independent.
-func ReleaseBefore(a, b string) bool {
-	var x, y [3]int
-	fmt.Sscanf(a, "%d.%d.%d", &x[0], &x[1], &x[2])
-	fmt.Sscanf(b, "%d.%d.%d", &y[0], &y[1], &y[2])
-	for i := range x {
-		if x[i] != y[i] {
-			return x[i] < y[i]
-		}
-	}
-	return false
-}
+// ReleaseBefore reports whether everest-core release tag a (YYYY.M.P) comes before b
+// (api.ReleaseBefore). The tests' account of the interface history (InterfaceDefinition, the
+// generation tests) is their own; only the comparison of tags is shared.
+func ReleaseBefore(a, b string) bool { return api.ReleaseBefore(a, b) }
