@@ -130,7 +130,8 @@ func (r *Runner) call(name string, args json.RawMessage) (result json.RawMessage
 // encodeReply builds the result message and its topic; an unencodable result becomes a
 // HandlerException. On a wire whose callers cannot read an error result, a failure is answered
 // with the command's fallback result (Options.Fallback): the caller then sees the command fail in
-// its own terms instead of waiting 300 s for an answer that never comes.
+// its own terms instead of waiting 300 s for an answer that never comes. With Options.PadResults
+// the message is padded, whatever the wire.
 func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) (string, []byte) {
 	w := r.Wire()
 	if cerr != nil && !w.CarriesErrors() {
@@ -145,7 +146,7 @@ func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr 
 	if err != nil {
 		topic, msg, _ = w.Result(r.topics, name, cmd, nil, &CmdError{Type: HandlerException, Message: err.Error()})
 	}
-	return topic, msg
+	return topic, padResult(msg, r.opts.PadResults)
 }
 
 // reply publishes the result to the caller and waits for the broker to take it.

@@ -82,6 +82,13 @@ type Options struct {
 	// whose callers cannot receive an error result (v0.17 to v0.21): a value of the command's
 	// result type that means failure. nil answers JSON null.
 	Fallback func(name string) json.RawMessage
+	// PadResults, when positive, is the least size in bytes of every command result's payload
+	// (results and error results, on every wire): a shorter one is followed by JSON whitespace
+	// up to it, so that a broker with Nagle's algorithm on sends it at once (see pad.go). Values
+	// above MaxResultPadding are taken as MaxResultPadding. Zero, the default, leaves every
+	// byte as the wire encodes it. Variables, the ready signal, the metadata and the config
+	// request are never padded.
+	PadResults int
 }
 
 // Runner serves one module implementation on the EVerest wire. A Runner is used once: either
@@ -141,6 +148,7 @@ func NewRunner(opts Options) *Runner {
 	if opts.ShutdownGrace <= 0 {
 		opts.ShutdownGrace = DefaultShutdownGrace
 	}
+	opts.PadResults = min(max(opts.PadResults, 0), MaxResultPadding)
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -140,6 +140,7 @@ func module(ctx context.Context, args []string, _, stderr io.Writer) int {
 		OnConnection:  mx.BrokerConnection,
 		Wire:          everest.WireAuto,
 		Fallback:      api.FailureResult,
+		PadResults:    padResultsFromEnv(logger),
 	}
 	chooseModuleWire(&opts, m, args, logger)
 	r := everest.NewRunner(opts)

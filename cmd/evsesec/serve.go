@@ -105,10 +105,13 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", "", "Unix socket path of the embedded broker instead of --listen (mode 0660)")
 	var mf metricsFlags
 	mf.register(fs)
+	var pad padFlag
+	fs.Var(&pad, "pad-results", fmt.Sprintf("pad every command result with JSON whitespace to %d bytes (or =N bytes), so that an external mosquitto with set_tcp_nodelay false sends it at once instead of after the caller's delayed ACK (about 40 ms); costs the padding per result to the broker and every subscriber (default: off)", everest.DefaultResultPadding))
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: evsesec serve [--config FILE | --certs DIR] [--broker URL] [--listen 127.0.0.1:1883 | --socket PATH]")
 		fmt.Fprintln(stderr, "                     [--module-id evse_security] [--prefix everest/] [--username U --password-file F]")
 		fmt.Fprintln(stderr, "                     [--tls-ca F --tls-cert F --tls-key F] [--metrics 127.0.0.1:9464] [--everest-wire v0.25]")
+		fmt.Fprintln(stderr, "                     [--pad-results[=BYTES]]")
 		fmt.Fprintln(stderr, "\nServes every evse_security command on the EVerest topics (<prefix>modules/<module-id>/impl/main/cmd/<cmd>,")
 		fmt.Fprintln(stderr, "results on .../cmd/<cmd>/response/<caller>) and publishes certificate_store_update after each change.")
 		fmt.Fprintln(stderr, "Without --broker it starts an embedded MQTT broker. It also reports ready, so an EVerest manager")
@@ -135,6 +138,8 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		return usage("--listen and --socket exclude each other")
 	case bf.externalOnly() != "":
 		return usage(bf.externalOnly() + " applies to an external broker (--broker) only")
+	case pad > 0 && bf.url == "":
+		return usage("--pad-results applies to an external broker (--broker) only: the embedded broker sends every packet at once")
 	case mf.addr != "" && metrics.CheckAddr(mf.addr, mf.allowRemote) != nil:
 		return usage(metrics.CheckAddr(mf.addr, mf.allowRemote).Error())
 	}
@@ -175,7 +180,9 @@ func serve(ctx context.Context, argv []string, stdout, stderr io.Writer) int {
 		wireName, iv = w.Name(), api.InterfaceOfRelease(releaseOfWire[w.Name()])
 	}
 	r := everest.NewRunner(everest.Options{Broker: b, Prefix: bf.prefix, ModuleID: bf.moduleID, Logger: logger,
-		Wire: wireName, WireReason: "--everest-wire", Fallback: api.FailureResult, OnConnection: m.BrokerConnection})
+		Wire: wireName, WireReason: "--everest-wire", Fallback: api.FailureResult, OnConnection: m.BrokerConnection,
+		PadResults: int(pad)})
+	logPadding(logger, int(pad), "--pad-results")
 	ext := &extensionUse{}
 	st, err := store.Open(cfg, store.Options{Logger: logger, OnEvent: storeUpdates(r, iv, ext, logger)})
 	if err != nil {
