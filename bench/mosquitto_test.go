@@ -18,16 +18,20 @@ func startMosquitto(b *testing.B, config string) string {
 }
 
 // mosquittoRuns are the cases of BenchmarkMosquittoFrameworkCall: mosquitto's default
-// configuration (Nagle on the broker's sockets) with the framework-like caller; the same with a
-// caller that acknowledges at once, which leaves only the module's leg to wait on delayed ACKs;
-// and set_tcp_nodelay true, the setting the framework's sources recommend.
+// configuration (Nagle on the broker's sockets) with the framework-like caller; the same with the
+// module padding its results (EVSESEC_MQTT_PAD_RESULTS=true), so that the broker sends each at
+// once; the same unpadded with a caller that acknowledges at once, which leaves only the module's
+// leg to wait on delayed ACKs; and set_tcp_nodelay true, the setting the framework's sources
+// recommend.
 var mosquittoRuns = []struct {
 	name, config     string
+	padResults       int
 	callerAcksAtOnce bool
 }{
-	{"default", "", false},
-	{"default-caller-acks-at-once", "", true},
-	{"nodelay", "set_tcp_nodelay true\n", false},
+	{"default", "", 0, false},
+	{"default-padded", "", everest.DefaultResultPadding, false},
+	{"default-caller-acks-at-once", "", 0, true},
+	{"nodelay", "set_tcp_nodelay true\n", 0, false},
 }
 
 // BenchmarkMosquittoFrameworkCall is one get_leaf_certificate_info from a caller that behaves
@@ -38,7 +42,7 @@ func BenchmarkMosquittoFrameworkCall(b *testing.B) {
 	for _, run := range mosquittoRuns {
 		b.Run("config="+run.name, func(b *testing.B) {
 			url := startMosquitto(b, run.config)
-			serveOn(b, st, url)
+			serveWith(b, st, everest.Options{Broker: everest.Broker{URL: url}, PadResults: run.padResults})
 			c, err := dialFWCaller(url, everest.NewTopics("", "", ""), "bench_caller")
 			if err != nil {
 				b.Fatal(err)

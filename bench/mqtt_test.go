@@ -16,8 +16,15 @@ import (
 // serveOn runs the standalone service for st on the broker at url until the benchmark ends.
 func serveOn(b *testing.B, st *Store, url string) {
 	b.Helper()
+	serveWith(b, st, everest.Options{Broker: everest.Broker{URL: url}})
+}
+
+// serveWith is serveOn with the runner's options (Broker set).
+func serveWith(b *testing.B, st *Store, opts everest.Options) {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := everest.NewRunner(everest.Options{Broker: everest.Broker{URL: url}, StartTimeout: 5 * time.Second})
+	opts.StartTimeout = 5 * time.Second
+	r := everest.NewRunner(opts)
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ctx, api.NewDispatcher(open(b, st))) }()
 	select {
