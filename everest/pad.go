@@ -38,10 +38,11 @@ func padResult(msg []byte, n int) []byte {
 	if len(msg) >= n {
 		return msg
 	}
-	k := n - len(msg)
-	out := append(msg, make([]byte, k)...)
-	for i := len(out) - k; i < len(out); i++ {
-		out[i] = ' '
+	out := append(msg, make([]byte, n-len(msg))...)
+	pad := out[len(msg):]
+	pad[0] = ' '
+	for filled := 1; filled < len(pad); filled *= 2 {
+		copy(pad[filled:], pad[:filled])
 	}
 	return out
 }
