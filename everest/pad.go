@@ -46,3 +46,23 @@ func padResult(msg []byte, n int) []byte {
 	}
 	return out
 }
+
+// trimPadding returns b without the whitespace after its JSON document. encoding/json scans
+// trailing whitespace at some 5 ns a byte; a module on the older wires receives each of its own
+// padded results back on the shared command topic, and this keeps it from scanning 64 KiB of
+// spaces for every result it sent.
+func trimPadding(b []byte) []byte {
+	n := len(b)
+	for n >= 8 && string(b[n-8:n]) == "        " { // the padding: eight spaces at a time
+		n -= 8
+	}
+	for n > 0 {
+		switch b[n-1] {
+		case ' ', '\t', '\n', '\r':
+			n--
+			continue
+		}
+		break
+	}
+	return b[:n]
+}

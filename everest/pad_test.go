@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/evsesec/evsesec/internal/testtool"
@@ -128,5 +129,39 @@ func BenchmarkPadResult(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		padResult(bytes.Clone(msg), DefaultResultPadding)
+	}
+}
+
+// trimPadding takes off exactly the whitespace after the document.
+func TestTrimPadding(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                     "",
+		"   ":                  "",
+		`{"a":" "}`:            `{"a":" "}`,
+		"{\"a\":\" \"} \t\r\n": `{"a":" "}`,
+		" true  ":              " true",
+		"{}" + strings.Repeat(" ", 20) + "\n" + strings.Repeat(" ", 17): "{}",
+		"\"" + strings.Repeat(" ", 16) + "\"" + strings.Repeat(" ", 8):  "\"" + strings.Repeat(" ", 16) + "\"",
+	} {
+		if got := string(trimPadding([]byte(in))); got != want {
+			t.Errorf("trimPadding(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// BenchmarkDecodeOwnPaddedResult is what a module on the older wires spends on each of its own
+// padded results, which come back to it on the shared command topic.
+func BenchmarkDecodeOwnPaddedResult(b *testing.B) {
+	tp := V022.Layout(NewTopics("", "", ""))
+	_, msg, err := V022.Result(tp, "get_leaf_expiry_days_count", Cmd{ID: "x", Origin: "probe"}, json.RawMessage("42"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg = padResult(msg, DefaultResultPadding)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok, err := V022.DecodeCall(tp, tp.CmdShared(), msg); ok || err != nil {
+			b.Fatal(ok, err)
+		}
 	}
 }

@@ -150,6 +150,7 @@ func (w legacyWire) DecodeCall(t Topics, topic string, payload []byte) (string, 
 	if topic != t.CmdShared() {
 		return "", Cmd{}, false, nil
 	}
+	payload = trimPadding(payload) // our own results come back here, padded or not
 	var m legacyMsg
 	if err := json.Unmarshal(payload, &m); err != nil {
 		var loose struct {
