@@ -605,6 +605,11 @@ func TestOCSPMORequestData(t *testing.T) {
 		{"contract chain issuer first", ocspPEM(p.MOSubCA1.Cert, p.MOSubCA2.Cert, p.Contract.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
 		{"contract chain mixed order", ocspPEM(p.MOSubCA2.Cert, p.Contract.Cert, p.MOSubCA1.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
 		{"contract chain root first", ocspPEM(p.MORoot.Cert, p.MOSubCA1.Cert, p.MOSubCA2.Cert, p.Contract.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
+		// Every certificate sent must be on the verified chain, as in the reference: a stray
+		// certificate, or a sub-CA with a leaf it did not issue, makes the input no chain.
+		{"sub-CA with a contract it did not issue", ocspPEM(p.MOSubCA1.Cert, p.Contract.Cert), nil},
+		{"contract chain with a stray sub-CA", ocspPEM(p.Contract.Cert, p.MOSubCA2.Cert, p.MOSubCA1.Cert, p.CPOSubCA1.Cert), nil},
+		{"contract chain with a stray root", ocspPEM(p.Contract.Cert, p.MOSubCA2.Cert, p.MOSubCA1.Cert, p.V2GRoot.Cert), nil},
 		{"contract chain with a duplicate", ocspPEM(p.Contract.Cert, p.Contract.Cert, p.MOSubCA2.Cert, p.MOSubCA1.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
 		{"contract without its sub-CAs", ocspPEM(p.Contract.Cert), nil}, // MO sub-CAs are not installed
 		{"expired contract", string(expiredContract.ChainPEM()), nil},

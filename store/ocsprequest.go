@@ -57,7 +57,8 @@ func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 // GetMOOCSPRequestData lists the OCSP request data of a contract certificate chain (in any order:
 // the leaf is the certificate that issued none of the others, see chainLeaf):
 // the chain must verify against the V2G or the MO domain (contract certificates are issued under
-// either); then every certificate of the verified chain below the root that has an OCSP URL. A
+// either), with every certificate of the input on the verified path; then every certificate of
+// the verified chain below the root that has an OCSP URL. A
 // chain that includes its root gives the same answer as one without (the reference gave none).
 func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 	res := OCSPRequestDataList{List: []OCSPRequestData{}}
@@ -78,6 +79,20 @@ func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 	if err != nil {
 		s.log.Warn("get_mo_ocsp_request_data: chain does not verify against the V2G or MO domain", "err", err)
 		return res
+	}
+	// The answer is about the chain as sent: a certificate of the input that is not on the
+	// verified path (a stray certificate, or a sub-CA sent with a leaf it did not issue) makes
+	// it no chain, and it gets no request data, as in the reference (every certificate received
+	// must be below the root it found), rather than data for the part that happens to verify.
+	onPath := make(map[certs.Fingerprint]bool, len(path))
+	for _, c := range path {
+		onPath[certs.FingerprintOf(c)] = true
+	}
+	for _, c := range cs {
+		if !onPath[certs.FingerprintOf(c)] {
+			s.log.Warn("get_mo_ocsp_request_data: a certificate of the input is not on the verified chain", "cert", describe(c))
+			return res
+		}
 	}
 	// Every CA of the store, so that a trust anchor that is not a root still gets its issuer
 	// key hash when its issuer is in another domain; then the input's certificates.
