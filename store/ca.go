@@ -247,14 +247,17 @@ func (s *Store) VerifyCertificate(chainPEM string, types []LeafType) ValidationR
 	if s.tooLarge("verify_certificate", chainPEM) {
 		return ValidationUnknown
 	}
+	// No domain to verify against is IssuerNotFound before the input is looked at, as in the
+	// reference (it maps the types first), so an unparsable chain with no types is not Unknown.
+	domains := leafDomains(types)
+	if len(domains) == 0 {
+		s.log.Info("verify_certificate: no known leaf type, nothing to verify against", "types", types)
+		return ValidationIssuerNotFound
+	}
 	cs, err := certs.ParseCertificates([]byte(chainPEM))
 	if err != nil || len(cs) == 0 {
 		s.log.Warn("verify_certificate: no certificate in input", "err", err)
 		return ValidationUnknown
-	}
-	domains := leafDomains(types)
-	if len(domains) == 0 {
-		return ValidationIssuerNotFound
 	}
 	unlock := s.lock.rlock()
 	v := s.readCAs()

@@ -597,8 +597,21 @@ func TestOCSPMORequestData(t *testing.T) {
 		{"MO leaf under the V2G PKI", string(moUnderV2G.ChainPEM()), []string{"CPOSubCA1", "CPOSubCA2"}},
 		{"SECC chain", string(p.SECCLeaf.ChainPEM()), []string{"CPOSubCA1", "CPOSubCA2", "SECCCert"}},
 		{"contract chain with its root", string(p.Contract.ChainPEM()) + ocspPEM(p.MORoot.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
-		{"chain that starts at a sub-CA", ocspPEM(p.MOSubCA1.Cert, p.MOSubCA2.Cert), []string{"MOSubCA1"}}, // the first certificate is the one asked about
-		{"contract without its sub-CAs", ocspPEM(p.Contract.Cert), nil},                                    // MO sub-CAs are not installed
+		// The chain's leaf is the certificate that issued none of the others, in whatever order
+		// the chain comes (the reference builds the hierarchy from the input): a chain sent
+		// sub-CA or root first gets the same answer as leaf first, never only its first
+		// certificate's.
+		{"sub-CAs only, issuer first", ocspPEM(p.MOSubCA1.Cert, p.MOSubCA2.Cert), []string{"MOSubCA1", "MOSubCA2"}},
+		{"contract chain issuer first", ocspPEM(p.MOSubCA1.Cert, p.MOSubCA2.Cert, p.Contract.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
+		{"contract chain mixed order", ocspPEM(p.MOSubCA2.Cert, p.Contract.Cert, p.MOSubCA1.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
+		{"contract chain root first", ocspPEM(p.MORoot.Cert, p.MOSubCA1.Cert, p.MOSubCA2.Cert, p.Contract.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
+		// Every certificate sent must be on the verified chain, as in the reference: a stray
+		// certificate, or a sub-CA with a leaf it did not issue, makes the input no chain.
+		{"sub-CA with a contract it did not issue", ocspPEM(p.MOSubCA1.Cert, p.Contract.Cert), nil},
+		{"contract chain with a stray sub-CA", ocspPEM(p.Contract.Cert, p.MOSubCA2.Cert, p.MOSubCA1.Cert, p.CPOSubCA1.Cert), nil},
+		{"contract chain with a stray root", ocspPEM(p.Contract.Cert, p.MOSubCA2.Cert, p.MOSubCA1.Cert, p.V2GRoot.Cert), nil},
+		{"contract chain with a duplicate", ocspPEM(p.Contract.Cert, p.Contract.Cert, p.MOSubCA2.Cert, p.MOSubCA1.Cert), []string{"MOSubCA1", "MOSubCA2", testpki.EMAID}},
+		{"contract without its sub-CAs", ocspPEM(p.Contract.Cert), nil}, // MO sub-CAs are not installed
 		{"expired contract", string(expiredContract.ChainPEM()), nil},
 		{"untrusted chain", string(strangerLeaf.ChainPEM()), nil},
 		{"empty", "", nil},

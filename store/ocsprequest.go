@@ -54,9 +54,11 @@ func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 	return res
 }
 
-// GetMOOCSPRequestData lists the OCSP request data of a contract certificate chain (leaf first):
+// GetMOOCSPRequestData lists the OCSP request data of a contract certificate chain (in any order:
+// the leaf is the certificate that issued none of the others, see chainLeaf):
 // the chain must verify against the V2G or the MO domain (contract certificates are issued under
-// either); then every certificate of the verified chain below the root that has an OCSP URL. A
+// either), with every certificate of the input on the verified path; then every certificate of
+// the verified chain below the root that has an OCSP URL. A
 // chain that includes its root gives the same answer as one without (the reference gave none).
 func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 	res := OCSPRequestDataList{List: []OCSPRequestData{}}
@@ -72,15 +74,49 @@ func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 	v := s.readCAs()
 	unlock()
 	trusted := v.domainPool(CAV2G, CAMO)
-	path, err := certs.Verify(cs[0], certs.VerifyOptions{Trusted: trusted, Intermediates: cs[1:], Time: s.now()})
+	leaf, inter := chainLeaf(cs)
+	path, err := certs.Verify(leaf, certs.VerifyOptions{Trusted: trusted, Intermediates: inter, Time: s.now()})
 	if err != nil {
 		s.log.Warn("get_mo_ocsp_request_data: chain does not verify against the V2G or MO domain", "err", err)
 		return res
+	}
+	// The answer is about the chain as sent: a certificate of the input that is not on the
+	// verified path (a stray certificate, or a sub-CA sent with a leaf it did not issue) makes
+	// it no chain, and it gets no request data, as in the reference (every certificate received
+	// must be below the root it found), rather than data for the part that happens to verify.
+	onPath := make(map[certs.Fingerprint]bool, len(path))
+	for _, c := range path {
+		onPath[certs.FingerprintOf(c)] = true
+	}
+	for _, c := range cs {
+		if !onPath[certs.FingerprintOf(c)] {
+			s.log.Warn("get_mo_ocsp_request_data: a certificate of the input is not on the verified chain", "cert", describe(c))
+			return res
+		}
 	}
 	// Every CA of the store, so that a trust anchor that is not a root still gets its issuer
 	// key hash when its issuer is in another domain; then the input's certificates.
 	res.List = append(res.List, s.requestData(v.all, cs, path, map[string]bool{})...)
 	return res
+}
+
+// chainLeaf picks the certificate a chain is about: the first one that issued none of the
+// others, and returns the rest as path elements. A chain sent leaf first (ISO 15118-2's order) is
+// unchanged; one sent root or sub-CA first is read as the reference reads it (it builds the
+// hierarchy from the certificates, in any order), so its leaf is not mistaken for an
+// intermediate. When every certificate issued another (a cycle of cross-signed CAs) the first is
+// the leaf.
+func chainLeaf(cs []*x509.Certificate) (*x509.Certificate, []*x509.Certificate) {
+	if len(cs) > 1 {
+		p := certs.NewPool(cs...)
+		for i, c := range cs {
+			if len(p.Children(c)) == 0 {
+				rest := append(append([]*x509.Certificate{}, cs[:i]...), cs[i+1:]...)
+				return c, rest
+			}
+		}
+	}
+	return cs[0], cs[1:]
 }
 
 // requestData makes the request data of a verified chain (leaf first, trust anchor last): one

@@ -111,6 +111,10 @@ func TestVerifyCertificateResults(t *testing.T) {
 		{"empty chain", []*testpki.Issued{root}, nil, "", nil, ValidationUnknown},
 		{"broken PEM block", []*testpki.Issued{root}, nil, chain(leaf) + "-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n", nil, ValidationUnknown},
 		{"no leaf types", []*testpki.Issued{root}, nil, chain(leaf, sub), []LeafType{}, ValidationIssuerNotFound},
+		// No domain is looked at before the input, as in the reference: nothing to verify
+		// against, whatever the chain is.
+		{"no leaf types, garbage", []*testpki.Issued{root}, nil, "InvalidCertificate", []LeafType{}, ValidationIssuerNotFound},
+		{"no leaf types, empty chain", []*testpki.Issued{root}, nil, "", []LeafType{}, ValidationIssuerNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
