@@ -46,12 +46,14 @@ func TestModuleWithBadConfigStaysUp(t *testing.T) {
 	r := everest.NewRunner(everest.Options{Broker: everest.Broker{URL: b.URL()}, InstallPrefix: t.TempDir(), Logger: testLogger()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.RunModule(ctx, openStore(r)) }()
+	st := &moduleStore{r: r}
+	go func() { done <- r.RunModule(ctx, st.open) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("RunModule: %v", err)
 		}
+		st.close()
 	}()
 	mgr.WaitReady(t, 10*time.Second)
 	c := everesttest.NewCaller(t, b.URL(), r.Topics(), "ocpp")
