@@ -107,6 +107,14 @@ func TestModuleReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The broker that comes back is closed after the module and its manager have stopped
+	// (cleanups run last in, first out): closed under them, they would still be reconnecting.
+	var b2 *everest.EmbeddedBroker
+	t.Cleanup(func() {
+		if b2 != nil {
+			_ = b2.Close()
+		}
+	})
 	url := b1.URL()
 	m := startModule(t, url, moduleOptions{})
 	m.waitReady(t)
@@ -114,7 +122,9 @@ func TestModuleReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	everesttest.StartBrokerAt(t, addr)
+	if b2, err = everest.StartEmbeddedBroker(everest.EmbeddedOptions{Listen: addr}); err != nil {
+		t.Fatal(err)
+	}
 
 	c := everesttest.NewCaller(t, url, m.topics, "ocpp")
 	deadline := time.Now().Add(15 * time.Second)
@@ -135,6 +145,8 @@ func TestModuleReconnects(t *testing.T) {
 	if v, err := c.WaitVar(5 * time.Second); err != nil || string(v.Value) != `{"operation":"Installed","ca_certificate_type":"MO"}` {
 		t.Errorf("var %s, %v", v.Value, err)
 	}
+	// The manager is back too before the test ends, so that it disconnects cleanly.
+	m.manager.WaitResubscribed(t, 15*time.Second)
 }
 
 // stubHandler answers every command with its name, or as the command says.

@@ -71,6 +71,13 @@ func (s *service) stop(t testing.TB) {
 	}
 }
 
+// closeAfterClients closes b when the test ends, after the services and callers started later
+// have stopped (cleanups run last in, first out). A broker closed under a client leaves it
+// reconnecting, and its reconnection goroutines outlive the test until their next attempt.
+func closeAfterClients(t *testing.T, b *everest.EmbeddedBroker) {
+	t.Cleanup(func() { _ = b.Close() })
+}
+
 // The standalone service on the embedded broker's Unix socket, called with the Caller of
 // `evsesec call --broker`.
 func TestServeUnixSocket(t *testing.T) {
@@ -79,7 +86,7 @@ func TestServeUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	closeAfterClients(t, b)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket %v, %v; want mode 0660", fi, err)
 	}
@@ -135,7 +142,7 @@ func TestServeTLSBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	closeAfterClients(t, b)
 	if !strings.HasPrefix(b.URL(), "ssl://127.0.0.1:") {
 		t.Fatalf("URL %s", b.URL())
 	}

@@ -1,6 +1,7 @@
 package everesttest
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,10 +14,21 @@ import (
 // caller ocpp") opens the failures.
 func connectSubscribed(t testing.TB, name string, po *paho.ClientOptions, filters map[string]byte, onMessage paho.MessageHandler) paho.Client {
 	t.Helper()
+	return connectResubscribing(t, name, po, filters, onMessage, nil)
+}
+
+// connectResubscribing is connectSubscribed that also calls resubscribed, when not nil, each time
+// the subscriptions have been made again after a reconnection.
+func connectResubscribing(t testing.TB, name string, po *paho.ClientOptions, filters map[string]byte, onMessage paho.MessageHandler, resubscribed func()) paho.Client {
+	t.Helper()
 	subscribed := make(chan error, 1)
+	var connections atomic.Int32
 	po.SetOnConnectHandler(func(c paho.Client) {
 		tok := c.SubscribeMultiple(filters, onMessage)
 		tok.WaitTimeout(5 * time.Second)
+		if connections.Add(1) > 1 && resubscribed != nil && tok.Error() == nil {
+			resubscribed()
+		}
 		select {
 		case subscribed <- tok.Error():
 		default:

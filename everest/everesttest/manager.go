@@ -38,10 +38,11 @@ type Manager struct {
 	topics everest.Topics
 	c      paho.Client
 
-	mu       sync.Mutex
-	requests []string
-	readies  []string
-	readyCh  chan string
+	mu           sync.Mutex
+	requests     []string
+	readies      []string
+	readyCh      chan string
+	resubscribed chan struct{}
 }
 
 // StartManager connects the fake manager; it disconnects when the test ends.
@@ -53,12 +54,18 @@ func StartManager(t testing.TB, opts ManagerOptions) *Manager {
 	if opts.Params == nil {
 		opts.Params = ManifestDefaults(t)
 	}
-	m := &Manager{t: t, opts: opts, topics: everest.NewTopics(opts.Prefix, opts.ModuleID, ""), readyCh: make(chan string, 100)}
+	m := &Manager{t: t, opts: opts, topics: everest.NewTopics(opts.Prefix, opts.ModuleID, ""), readyCh: make(chan string, 100),
+		resubscribed: make(chan struct{}, 100)}
 	po := paho.NewClientOptions().AddBroker(opts.URL).SetClientID("fake_manager_" + fmt.Sprint(time.Now().UnixNano())).
 		SetProtocolVersion(4).SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).
 		SetConnectTimeout(5 * time.Second)
 	filters := map[string]byte{m.topics.ConfigRequest(): 2, m.topics.ModuleReady(): 2}
-	m.c = connectSubscribed(t, "fake manager", po, filters, m.onMessage)
+	m.c = connectResubscribing(t, "fake manager", po, filters, m.onMessage, func() {
+		select {
+		case m.resubscribed <- struct{}{}:
+		default:
+		}
+	})
 	m.publishDefinitions()
 	t.Cleanup(m.Close)
 	return m
@@ -188,6 +195,17 @@ func (m *Manager) Readies() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]string(nil), m.readies...)
+}
+
+// WaitResubscribed waits until the manager, having lost the broker, has connected again and
+// made its subscriptions again (once per reconnection).
+func (m *Manager) WaitResubscribed(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case <-m.resubscribed:
+	case <-time.After(d):
+		t.Fatalf("fake manager: not subscribed again within %v", d)
+	}
 }
 
 // Restart acts out a manager restart while the module keeps running: the retained definitions
