@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ type Manager struct {
 	readies      []string
 	readyCh      chan string
 	resubscribed chan struct{}
+	// published is set once the retained definitions are out; config requests are answered
+	// only from then on.
+	published atomic.Bool
 }
 
 // StartManager connects the fake manager; it disconnects when the test ends.
@@ -80,6 +84,7 @@ func (m *Manager) publishDefinitions() {
 	}
 	names := fmt.Sprintf(`{"msg_type":"GetConfigResponse","data":{%q:%q}}`, m.topics.ModuleID, m.opts.ModuleName)
 	m.publish(m.topics.ModuleNames(), []byte(names), true)
+	m.published.Store(true)
 }
 
 func (m *Manager) publish(topic string, payload []byte, retain bool) {
@@ -112,6 +117,12 @@ func (m *Manager) onMessage(c paho.Client, msg paho.Message) {
 		}
 		if req.Data.Origin != m.topics.ModuleID {
 			return // another module's
+		}
+		if !m.published.Load() {
+			// A module that started before the manager asks before the retained settings
+			// are out; answered now, it would have its config before the settings' etc_dir.
+			// Unanswered, it asks again, and gets the settings first.
+			return
 		}
 		c.Publish(m.topics.ConfigResponse(), 2, false, m.configResponse()) // not waited for: inside a callback
 	case m.topics.ModuleReady():
