@@ -151,13 +151,16 @@ func TestModuleReconnects(t *testing.T) {
 
 // stubHandler answers every command with its name, or as the command says.
 type stubHandler struct {
-	slow    chan struct{} // "slow" waits for it
-	running chan int      // "count" reports how many run at once
+	slow        chan struct{} // "slow" waits for it
+	slowRunning chan struct{} // "slow" sends on it, if set, when it starts waiting
 }
 
 func (h stubHandler) Call(ctx context.Context, name string, args json.RawMessage) (json.RawMessage, error) {
 	switch name {
 	case "slow":
+		if h.slowRunning != nil {
+			h.slowRunning <- struct{}{}
+		}
 		select {
 		case <-h.slow:
 		case <-ctx.Done():
