@@ -44,6 +44,7 @@ type Manager struct {
 	readies      []string
 	readyCh      chan string
 	resubscribed chan struct{}
+	out          *outbox // what the message callback publishes
 	// published is set once the retained definitions are out; config requests are answered
 	// only from then on.
 	published atomic.Bool
@@ -59,7 +60,7 @@ func StartManager(t testing.TB, opts ManagerOptions) *Manager {
 		opts.Params = ManifestDefaults(t)
 	}
 	m := &Manager{t: t, opts: opts, topics: everest.NewTopics(opts.Prefix, opts.ModuleID, ""), readyCh: make(chan string, 100),
-		resubscribed: make(chan struct{}, 100)}
+		resubscribed: make(chan struct{}, 100), out: newOutbox()}
 	po := paho.NewClientOptions().AddBroker(opts.URL).SetClientID("fake_manager_" + fmt.Sprint(time.Now().UnixNano())).
 		SetProtocolVersion(4).SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).
 		SetConnectTimeout(5 * time.Second)
@@ -124,13 +125,13 @@ func (m *Manager) onMessage(c paho.Client, msg paho.Message) {
 			// Unanswered, it asks again, and gets the settings first.
 			return
 		}
-		c.Publish(m.topics.ConfigResponse(), 2, false, m.configResponse()) // not waited for: inside a callback
+		m.out.publish(c, m.topics.ConfigResponse(), 2, false, m.configResponse())
 	case m.topics.ModuleReady():
 		m.mu.Lock()
 		m.readies = append(m.readies, payload)
 		m.mu.Unlock()
 		m.readyCh <- payload
-		c.Publish(m.topics.GlobalReady(), 2, false, []byte(`{"msg_type":"GlobalReady","data":true}`))
+		m.out.publish(c, m.topics.GlobalReady(), 2, false, []byte(`{"msg_type":"GlobalReady","data":true}`))
 	}
 }
 
@@ -225,6 +226,7 @@ func (m *Manager) Restart() { m.publishDefinitions() }
 
 // Close clears the retained topics, as the manager does on exit, and disconnects.
 func (m *Manager) Close() {
+	m.out.close()
 	if !m.c.IsConnectionOpen() {
 		m.c.Disconnect(0)
 		return
