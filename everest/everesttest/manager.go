@@ -195,6 +195,20 @@ func (m *Manager) WaitReady(t testing.TB, d time.Duration) string {
 	}
 }
 
+// WaitReadies waits until the manager has received n ModuleReady messages in all. Unlike
+// WaitReady it counts, so a ready received earlier and not waited for (the module reports ready
+// again after a reconnection) is not taken for the next one.
+func (m *Manager) WaitReadies(t testing.TB, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for len(m.Readies()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fake manager: %d ModuleReady messages within %v, want %d", len(m.Readies()), d, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // ConfigRequests returns the config requests received so far.
 func (m *Manager) ConfigRequests() []string {
 	m.mu.Lock()
