@@ -47,8 +47,9 @@ func TestEmbeddedBrokerQoS2BothWays(t *testing.T) {
 		<-slots
 		inflight.Done()
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; i < n && lost.Load() == 0 && time.Now().Before(deadline); i++ {
+	// No deadline for the whole run, which a slow machine could cross with every round trip
+	// answered: the bound is on progress, a free slot within 5 s.
+	for i := 0; i < n && lost.Load() == 0; i++ {
 		select {
 		case slots <- struct{}{}:
 		case <-time.After(5 * time.Second):

@@ -35,7 +35,7 @@ import (
 // retainedWait bounds the wait for the first retained topic before the first config request.
 // The C++ managers publish them just before they start the modules, but their MQTT client sends
 // one about every 44 ms, so the module often subscribes before the broker has them: they then
-// come as ordinary messages, P interfaces first.
+// come as ordinary messages, P interfaces first. (Runner.retainedWait is this, except in tests.)
 const retainedWait = 1500 * time.Millisecond
 
 // configAnswer is a message on one of the config answer topics.
@@ -194,7 +194,7 @@ func (r *Runner) onInterfaceDefinition(_ string, payload []byte, _ bool) {
 	r.ifaceDef.Store(&def)
 }
 
-// awaitRetained waits for the hints from the manager's retained topics, at most retainedWait:
+// awaitRetained waits for the hints from the manager's retained topics, at most r.retainedWait:
 // first until every message the broker had retained has been delivered (a message published to
 // the probe topic comes back after them: the broker delivers a client's messages in order), then,
 // if there was none, for the first one the manager is still sending.
@@ -204,7 +204,7 @@ func (r *Runner) awaitRetained(ctx context.Context) {
 		return
 	}
 	c.publishAsync(r.probeTopic(), []byte("probe"))
-	timer := time.NewTimer(retainedWait)
+	timer := time.NewTimer(r.retainedWait)
 	defer timer.Stop()
 	// Not the first hint: the subscriptions are made one after the other, so P settings can
 	// arrive before the subscription of P module_provides has delivered its retained message;
@@ -219,7 +219,7 @@ func (r *Runner) awaitRetained(ctx context.Context) {
 	select {
 	case <-r.hint.seen:
 	case <-timer.C:
-		r.log.Info("no retained topic from the manager", "waited", retainedWait)
+		r.log.Info("no retained topic from the manager", "waited", r.retainedWait)
 	case <-ctx.Done():
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ type module struct {
 	topics  everest.Topics
 	tree    pkiTree
 	prefix  string // the installation prefix (--prefix)
+	store   *moduleStore
 	cancel  context.CancelFunc
 	done    chan error
 }
@@ -84,25 +86,50 @@ func startModule(t *testing.T, url string, o moduleOptions) *module {
 		ConfigRetry:       o.configRetry,
 		ReconnectInterval: 500 * time.Millisecond,
 	})
-	m.runner, m.topics = r, r.Topics()
+	m.runner, m.topics, m.store = r, r.Topics(), &moduleStore{r: r}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	go func() { m.done <- r.RunModule(ctx, openStore(r)) }()
+	go func() { m.done <- r.RunModule(ctx, m.store.open) }()
 	t.Cleanup(func() { m.stop(t) })
 	return m
 }
 
-// openStore is the module's setup: the store the manager's config describes, its events
-// published as certificate_store_update, and its maintenance loop until the runner stops.
-func openStore(r *everest.Runner) everest.SetupFunc {
-	return func(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
-		cfg, _ := api.StoreConfig(mc.Params, mc.EtcDir)
-		st, err := store.Open(cfg, store.Options{OnEvent: storeEvents(r), Logger: testLogger()})
-		if err != nil {
-			return nil, err
-		}
-		go st.Maintain(ctx)
-		return api.NewDispatcher(st), nil
+// moduleStore is the module's setup and what it leaves running, as the binary has them: the
+// store the manager's config describes, its events published as certificate_store_update, and its
+// maintenance loop until the runner stops. close waits for the loop and closes the store, as the
+// binary does once RunModule has returned: the loop's first look at the leaves takes the store's
+// lock file, so a loop still running when the test's temporary directory is removed creates a
+// file in it ("directory not empty").
+type moduleStore struct {
+	r  *everest.Runner
+	wg sync.WaitGroup
+	mu sync.Mutex
+	st *store.Store
+}
+
+// open is the runner's SetupFunc.
+func (s *moduleStore) open(ctx context.Context, mc everest.ModuleConfig) (everest.Handler, error) {
+	cfg, _ := api.StoreConfig(mc.Params, mc.EtcDir)
+	st, err := store.Open(cfg, store.Options{OnEvent: storeEvents(s.r), Logger: testLogger()})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.st = st
+	s.mu.Unlock()
+	s.wg.Go(func() { st.Maintain(ctx) })
+	return api.NewDispatcher(st), nil
+}
+
+// close waits for the maintenance loop (it ends with the runner's context) and closes the store.
+// Call it after RunModule has returned.
+func (s *moduleStore) close() {
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st != nil {
+		s.st.Close()
+		s.st = nil
 	}
 }
 
@@ -115,7 +142,8 @@ func storeEvents(r *everest.Runner) func(store.Event) {
 	}
 }
 
-// stop cancels the runner and waits for it.
+// stop cancels the runner, waits for it, then for its store's maintenance loop, and closes the
+// store.
 func (m *module) stop(t testing.TB) {
 	m.cancel()
 	select {
@@ -126,6 +154,7 @@ func (m *module) stop(t testing.TB) {
 		if ok {
 			close(m.done)
 		}
+		m.store.close()
 	case <-time.After(15 * time.Second):
 		t.Error("RunModule did not return after cancel")
 	}

@@ -1,9 +1,11 @@
 package everest_test
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -20,6 +22,33 @@ func testLogger() *slog.Logger {
 	var w io.Writer = io.Discard
 	if os.Getenv("EVSESEC_TEST_LOG") != "" {
 		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// syncBuffer is a log sink the runner writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// bufferLogger logs to b (and, with EVSESEC_TEST_LOG=1, to stderr too).
+func bufferLogger(b *syncBuffer) *slog.Logger {
+	var w io.Writer = b
+	if os.Getenv("EVSESEC_TEST_LOG") != "" {
+		w = io.MultiWriter(b, os.Stderr)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -100,6 +100,9 @@ type Runner struct {
 	// wire is the wire spoken; nil until the detection has decided (Options.Wire "auto").
 	wire atomic.Pointer[Wire]
 	hint *retainedHints
+	// retainedWait is the constant retainedWait; tests in which the retained topics come set a
+	// bound that can never decide the outcome (export_test.go).
+	retainedWait time.Duration
 
 	conn atomic.Pointer[conn]
 
@@ -154,16 +157,17 @@ func NewRunner(opts Options) *Runner {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Runner{
-		opts:       opts,
-		topics:     NewTopics(opts.Prefix, opts.ModuleID, opts.Impl),
-		log:        log,
-		handlerSet: make(chan struct{}),
-		sem:        make(chan struct{}, opts.MaxConcurrentCalls),
-		subscribed: make(chan struct{}),
-		configCh:   make(chan configAnswer, 4),
-		probeCh:    make(chan struct{}, 1),
-		hint:       newRetainedHints(),
-		readyCh:    make(chan struct{}),
+		opts:         opts,
+		topics:       NewTopics(opts.Prefix, opts.ModuleID, opts.Impl),
+		log:          log,
+		handlerSet:   make(chan struct{}),
+		sem:          make(chan struct{}, opts.MaxConcurrentCalls),
+		subscribed:   make(chan struct{}),
+		configCh:     make(chan configAnswer, 4),
+		probeCh:      make(chan struct{}, 1),
+		hint:         newRetainedHints(),
+		retainedWait: retainedWait,
+		readyCh:      make(chan struct{}),
 	}
 	if opts.Wire == "" {
 		r.setWire(V025)

@@ -71,6 +71,13 @@ func (s *service) stop(t testing.TB) {
 	}
 }
 
+// closeAfterClients closes b when the test ends, after the services and callers started later
+// have stopped (cleanups run last in, first out). A broker closed under a client leaves it
+// reconnecting, and its reconnection goroutines outlive the test until their next attempt.
+func closeAfterClients(t *testing.T, b *everest.EmbeddedBroker) {
+	t.Cleanup(func() { _ = b.Close() })
+}
+
 // The standalone service on the embedded broker's Unix socket, called with the Caller of
 // `evsesec call --broker`.
 func TestServeUnixSocket(t *testing.T) {
@@ -79,7 +86,7 @@ func TestServeUnixSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	closeAfterClients(t, b)
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o660 {
 		t.Errorf("socket %v, %v; want mode 0660", fi, err)
 	}
@@ -135,7 +142,7 @@ func TestServeTLSBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	closeAfterClients(t, b)
 	if !strings.HasPrefix(b.URL(), "ssl://127.0.0.1:") {
 		t.Fatalf("URL %s", b.URL())
 	}
@@ -206,7 +213,7 @@ func TestBrokerSettings(t *testing.T) {
 // running at once is bounded.
 func TestServeConcurrency(t *testing.T) {
 	b := everesttest.StartBroker(t)
-	h := stubHandler{slow: make(chan struct{})}
+	h := stubHandler{slow: make(chan struct{}), slowRunning: make(chan struct{}, 1)}
 	s := startService(t, everest.Options{Broker: everest.Broker{URL: b.URL()}, MaxConcurrentCalls: 4}, h)
 	c := everesttest.NewCaller(t, b.URL(), s.runner.Topics(), "ocpp")
 
@@ -218,7 +225,7 @@ func TestServeConcurrency(t *testing.T) {
 		}
 		slowDone <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	waitSlowRunning(t, h, slowDone)
 	for i := range 50 {
 		if r, err := c.CallWithin("get_leaf_certificate_info", map[string]any{}, 5*time.Second); err != nil || string(r.Retval) != `"get_leaf_certificate_info"` {
 			t.Fatalf("call %d while a slow call runs: %s, %v", i, r.Retval, err)
@@ -229,9 +236,9 @@ func TestServeConcurrency(t *testing.T) {
 		t.Errorf("slow call: %v", err)
 	}
 
-	// Bounded: 40 calls at once, at most 4 run together.
+	// Bounded: 40 calls at once, 4 run together and never more.
 	var running, peak atomic.Int32
-	counting := countingHandler{running: &running, peak: &peak}
+	counting := countingHandler{running: &running, peak: &peak, want: 4, reached: make(chan struct{}), once: new(sync.Once)}
 	b2 := everesttest.StartBroker(t)
 	s2 := startService(t, everest.Options{Broker: everest.Broker{URL: b2.URL()}, MaxConcurrentCalls: 4}, counting)
 	c2 := everesttest.NewCaller(t, b2.URL(), s2.runner.Topics(), "ocpp")
@@ -244,14 +251,34 @@ func TestServeConcurrency(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if p := peak.Load(); p > 4 || p < 2 {
-		t.Errorf("peak of %d calls at once, want 2..4", p)
+	if p := peak.Load(); p != 4 {
+		t.Errorf("peak of %d calls at once, want 4 (MaxConcurrentCalls)", p)
 	}
 }
 
-type countingHandler struct{ running, peak *atomic.Int32 }
+// waitSlowRunning waits until h's "slow" call has reached the handler.
+func waitSlowRunning(t *testing.T, h stubHandler, done <-chan error) {
+	t.Helper()
+	select {
+	case <-h.slowRunning:
+	case err := <-done:
+		t.Fatalf("the slow call ended before it ran: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the slow call did not reach the handler")
+	}
+}
 
-func (h countingHandler) Call(context.Context, string, json.RawMessage) (json.RawMessage, error) {
+// countingHandler records the most calls running at once in peak. Calls wait until want of them
+// run together, so that the peak does not depend on how fast the calls arrive: it is want when
+// the runner lets want calls run at once and never more.
+type countingHandler struct {
+	running, peak *atomic.Int32
+	want          int32
+	reached       chan struct{} // closed when want calls run at once
+	once          *sync.Once
+}
+
+func (h countingHandler) Call(ctx context.Context, _ string, _ json.RawMessage) (json.RawMessage, error) {
 	n := h.running.Add(1)
 	defer h.running.Add(-1)
 	for {
@@ -260,7 +287,14 @@ func (h countingHandler) Call(context.Context, string, json.RawMessage) (json.Ra
 			break
 		}
 	}
-	time.Sleep(20 * time.Millisecond)
+	if n >= h.want {
+		h.once.Do(func() { close(h.reached) })
+	}
+	select {
+	case <-h.reached:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return json.RawMessage("true"), nil
 }
 
@@ -293,7 +327,7 @@ func TestServeHandlerErrors(t *testing.T) {
 // At shutdown a running call still gets its result; Serve returns nil.
 func TestServeShutdownFinishesCalls(t *testing.T) {
 	b := everesttest.StartBroker(t)
-	h := stubHandler{slow: make(chan struct{})}
+	h := stubHandler{slow: make(chan struct{}), slowRunning: make(chan struct{}, 1)}
 	s := startService(t, everest.Options{Broker: everest.Broker{URL: b.URL()}, ShutdownGrace: 5 * time.Second}, h)
 	c := everesttest.NewCaller(t, b.URL(), s.runner.Topics(), "ocpp")
 	got := make(chan error, 1)
@@ -304,9 +338,22 @@ func TestServeShutdownFinishesCalls(t *testing.T) {
 		}
 		got <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	waitSlowRunning(t, h, got)
 	s.cancel()
-	time.Sleep(100 * time.Millisecond)
+	// Shutdown has begun once a new call is refused with Shutdown; the slow call is still running.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := c.CallWithin("nothing", map[string]any{}, 5*time.Second)
+		if err == nil && r.Error != nil && r.Error.Type == everest.Shutdown {
+			break
+		}
+		if err == nil && r.Error != nil {
+			t.Fatalf("a call during shutdown: %s, want a Shutdown error or a result", r.Payload)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call refused with Shutdown after the cancel: %s, %v", r.Payload, err)
+		}
+	}
 	close(h.slow)
 	if err := <-got; err != nil {
 		t.Errorf("call running at shutdown: %v", err)

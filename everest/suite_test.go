@@ -308,7 +308,7 @@ func runModuleSuite(t *testing.T, url string) {
 	t.Run("manager restart", func(t *testing.T) {
 		n := len(m.manager.Readies())
 		m.manager.Restart()
-		m.manager.WaitReady(t, 10*time.Second)
+		m.manager.WaitReadies(t, n+1, 10*time.Second)
 		if got := len(m.manager.Readies()); got != n+1 {
 			t.Errorf("%d ready messages after the restart, want %d", got, n+1)
 		}

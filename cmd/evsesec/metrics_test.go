@@ -27,7 +27,7 @@ import (
 	"github.com/evsesec/evsesec/testpki"
 )
 
-var metricsURL = regexp.MustCompile(`metrics endpoint listening" url=(http://127\.0\.0\.1:\d+/metrics)`)
+var metricsURL = regexp.MustCompile(`metrics endpoint listening"[^\n]* url=(http://127\.0\.0\.1:\d+/metrics)`)
 
 // scrapeURL GETs the endpoint and parses the text exposition.
 func scrapeURL(t *testing.T, url string) map[string]*dto.MetricFamily {

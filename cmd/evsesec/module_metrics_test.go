@@ -1,11 +1,11 @@
 package main
 
 import (
-	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,12 +23,13 @@ import (
 // the broker going away and coming back (the runner's connection callback).
 func TestModuleMetrics(t *testing.T) {
 	bin := buildBinary(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", everesttest.FreePort(t))
-	// Started and closed here (the helper's cleanup would close it twice).
-	broker, err := everest.StartEmbeddedBroker(everest.EmbeddedOptions{Listen: addr})
+	// Started and closed here (the helper's cleanup would close it twice); it comes back on
+	// the port the kernel gave it.
+	broker, err := everest.StartEmbeddedBroker(everest.EmbeddedOptions{Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := broker.Addr()
 	closed := false
 	defer func() {
 		if !closed {
@@ -42,16 +43,16 @@ func TestModuleMetrics(t *testing.T) {
 	prefix := t.TempDir()
 	writePKI(t, filepath.Join(prefix, "etc", "everest", "certs"), testpki.Options{})
 	mgr := everesttest.StartManager(t, everesttest.ManagerOptions{URL: broker.URL()})
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", everesttest.FreePort(t))
 	var errb lockedBuffer
 	cmd := &exec.Cmd{Path: bin, Args: managerArgv(prefix, u.Port()), Stderr: &errb, Stdout: &errb,
-		Env: append(os.Environ(), envMetricsAddr+"="+metricsAddr)}
+		Env: append(os.Environ(), envMetricsAddr+"=127.0.0.1:0")}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill() }()
 	mgr.WaitReady(t, 20*time.Second)
-	metrics := "http://" + metricsAddr + "/metrics"
+	// The endpoint's port is the one the kernel gave it, in the module's log.
+	metrics := waitLogMatch(t, &errb, metricsURL)
 
 	ocpp := everesttest.NewCaller(t, broker.URL(), everest.NewTopics("everest/", "evse_security", "main"), "ocpp")
 	if r, err := ocpp.Call("get_leaf_certificate_info", map[string]any{"certificate_type": "CSMS", "encoding": "PEM", "include_ocsp": false}); err != nil || r.Error != nil {
@@ -106,6 +107,23 @@ func waitSeries(t *testing.T, url, name string, want float64, log *lockedBuffer)
 			t.Fatalf("%s never became %v:\n%s", name, want, log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitLogMatch waits until log has a match of re and returns its first group. The child's
+// stderr reaches log through a copying goroutine, so a line written before an event the test saw
+// on MQTT may still be on its way.
+func waitLogMatch(t *testing.T, log *lockedBuffer, re *regexp.Regexp) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(log.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no match of %s in the log:\n%s", re, log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

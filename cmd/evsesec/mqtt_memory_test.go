@@ -127,8 +127,7 @@ func TestServeMemoryBoundedAgainstLargeMessages(t *testing.T) {
 	p := newCallPKI(t)
 	bin := buildBinary(t)
 	root := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := startServe(t, bin, root, addr)
+	srv, addr := startServe(t, bin, root)
 	pid := srv.cmd.Process.Pid
 	topics := everest.NewTopics("", "", "")
 	cmdTopic := topics.Cmd("install_ca_certificate")

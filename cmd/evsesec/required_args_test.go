@@ -147,8 +147,7 @@ func TestRequiredArgumentsEverywhere(t *testing.T) {
 	}
 
 	// The service, on the embedded broker, with a fake EVerest caller.
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := startServe(t, bin, root, addr)
+	srv, addr := startServe(t, bin, root)
 	caller := everesttest.NewCaller(t, "tcp://"+addr, everest.NewTopics("", "", ""), "ocpp")
 	if r, err := caller.Call("is_ca_certificate_installed", map[string]any{"certificate_type": "V2G"}); err != nil || string(r.Retval) != "true" {
 		t.Fatalf("service: %+v %v\n%s", r, err, srv.stderr())

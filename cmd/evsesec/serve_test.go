@@ -190,8 +190,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
 func TestServeProcessSIGTERM(t *testing.T) {
 	bin := buildBinary(t)
 	root, _ := servePKI(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	srv := spawnServe(t, bin, "serve", "--certs", root, "--listen", addr)
+	srv, addr := spawnServeListening(t, bin, "serve", "--certs", root, "--listen", "127.0.0.1:0")
 	if out := waitAnswering(t, "tcp://"+addr, srv.stderr); out != "true\n" {
 		t.Errorf("call: %q", out)
 	}

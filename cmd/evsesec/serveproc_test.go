@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os/exec"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
@@ -96,34 +97,67 @@ func (s *inProcServe) end(t *testing.T) (code int, ended bool) {
 type serveProc struct {
 	cmd  *exec.Cmd
 	errb *lockedBuffer
+	// exited is closed when the process has exited (spawnServe waits for it).
+	exited chan struct{}
+	err    error // the process's exit, once exited is closed
 }
 
 // spawnServe starts the built binary bin with args (its command line, "serve" first). It is
 // killed by its PID when the test ends, if still running.
 func spawnServe(t *testing.T, bin string, args ...string) *serveProc {
 	t.Helper()
-	s := &serveProc{errb: &lockedBuffer{}}
+	s := &serveProc{errb: &lockedBuffer{}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stderr = s.errb
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
 	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
+		select {
+		case <-s.exited:
+		default:
 			_ = s.cmd.Process.Kill()
-			_ = s.cmd.Wait()
+			<-s.exited
 		}
 	})
 	return s
 }
 
-// startServe starts `bin serve --certs root --listen addr` (addr on 127.0.0.1) plus extra
-// arguments on the embedded broker and returns once it answers a call.
-func startServe(t *testing.T, bin, root, addr string, extra ...string) *serveProc {
+// startServe starts `bin serve --certs root --listen 127.0.0.1:0` plus extra arguments on the
+// embedded broker and returns once it answers a call, with the address its broker listens on.
+func startServe(t *testing.T, bin, root string, extra ...string) (*serveProc, string) {
 	t.Helper()
-	s := spawnServe(t, bin, append([]string{"serve", "--certs", root, "--listen", addr}, extra...)...)
+	s, addr := spawnServeListening(t, bin, append([]string{"serve", "--certs", root, "--listen", "127.0.0.1:0"}, extra...)...)
 	waitAnswering(t, "tcp://"+addr, s.stderr)
-	return s
+	return s, addr
+}
+
+// listeningAddr is the embedded broker's address in serve's log.
+var listeningAddr = regexp.MustCompile(`msg="embedded MQTT broker listening" address=(\S+)`)
+
+// spawnServeListening is spawnServe for a serve on the embedded broker with --listen on port 0:
+// the port is the one the broker was given by the kernel, read from serve's log, so no other
+// process can take it between the test choosing it and serve binding it.
+func spawnServeListening(t *testing.T, bin string, args ...string) (*serveProc, string) {
+	t.Helper()
+	s := spawnServe(t, bin, args...)
+	deadline := time.After(20 * time.Second)
+	for {
+		if m := listeningAddr.FindStringSubmatch(s.stderr()); m != nil {
+			return s, m[1]
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("serve exited (%v) before its broker listened:\n%s", s.err, s.stderr())
+		case <-deadline:
+			t.Fatalf("serve's broker did not listen:\n%s", s.stderr())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func (s *serveProc) stderr() string { return s.errb.String() }
@@ -134,8 +168,15 @@ func (s *serveProc) stop(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, s.cmd, 10*time.Second); code != 0 {
-		t.Errorf("serve exit %d:\n%s", code, s.stderr())
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		t.Fatalf("serve did not exit within 10s of SIGTERM:\n%s", s.stderr())
+	}
+	if s.err != nil {
+		t.Errorf("serve exit %v:\n%s", s.err, s.stderr())
 	}
 }
 

@@ -69,6 +69,7 @@ type LegacyManager struct {
 	readyCh  chan string
 	crashed  string
 	retained []string
+	out      *outbox // what the message callback publishes
 }
 
 func (o LegacyManagerOptions) at(tag string) bool { return o.Framework >= tag }
@@ -98,14 +99,17 @@ func StartLegacyManager(t testing.TB, opts LegacyManagerOptions) *LegacyManager 
 	if opts.Params == nil {
 		opts.Params = ManifestDefaults(t)
 	}
-	m := &LegacyManager{t: t, opts: opts, readyCh: make(chan string, 100)}
+	m := &LegacyManager{t: t, opts: opts, readyCh: make(chan string, 100), out: newOutbox()}
 	po := paho.NewClientOptions().AddBroker(opts.URL).SetClientID("fake_manager_" + randomHex(4)).
 		SetProtocolVersion(4).SetOrderMatters(true).SetConnectTimeout(5 * time.Second)
 	m.c = connectSubscribed(t, "fake manager", po, map[string]byte{opts.Prefix + "#": 2}, m.onMessage)
 	if !opts.NoRetained {
 		m.PublishRetained()
 	}
-	t.Cleanup(func() { m.c.Disconnect(100) })
+	t.Cleanup(func() {
+		m.out.close()
+		m.c.Disconnect(100)
+	})
 	return m
 }
 
@@ -160,7 +164,7 @@ func (m *LegacyManager) onMessage(c paho.Client, msg paho.Message) {
 		m.requests = append(m.requests, w)
 		m.mu.Unlock()
 		if topic, answer := m.configAnswer(w); topic != "" {
-			c.Publish(topic, 2, false, answer)
+			m.out.publish(c, topic, 2, false, answer)
 		}
 	case o.module() + "/ready":
 		var ready bool
@@ -174,12 +178,12 @@ func (m *LegacyManager) onMessage(c paho.Client, msg paho.Message) {
 		}
 		m.readyCh <- w.Payload
 		if ready {
-			c.Publish(o.Prefix+"ready", 2, false, "true")
+			m.out.publish(c, o.Prefix+"ready", 2, false, []byte("true"))
 			m.mu.Lock()
 			retained := append([]string(nil), m.retained...)
 			m.mu.Unlock()
 			for _, topic := range retained {
-				c.Publish(topic, 0, true, []byte{})
+				m.out.publish(c, topic, 0, true, []byte{})
 			}
 		}
 	}

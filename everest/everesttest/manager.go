@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,10 +39,15 @@ type Manager struct {
 	topics everest.Topics
 	c      paho.Client
 
-	mu       sync.Mutex
-	requests []string
-	readies  []string
-	readyCh  chan string
+	mu           sync.Mutex
+	requests     []string
+	readies      []string
+	readyCh      chan string
+	resubscribed chan struct{}
+	out          *outbox // what the message callback publishes
+	// published is set once the retained definitions are out; config requests are answered
+	// only from then on.
+	published atomic.Bool
 }
 
 // StartManager connects the fake manager; it disconnects when the test ends.
@@ -53,12 +59,18 @@ func StartManager(t testing.TB, opts ManagerOptions) *Manager {
 	if opts.Params == nil {
 		opts.Params = ManifestDefaults(t)
 	}
-	m := &Manager{t: t, opts: opts, topics: everest.NewTopics(opts.Prefix, opts.ModuleID, ""), readyCh: make(chan string, 100)}
+	m := &Manager{t: t, opts: opts, topics: everest.NewTopics(opts.Prefix, opts.ModuleID, ""), readyCh: make(chan string, 100),
+		resubscribed: make(chan struct{}, 100), out: newOutbox()}
 	po := paho.NewClientOptions().AddBroker(opts.URL).SetClientID("fake_manager_" + fmt.Sprint(time.Now().UnixNano())).
 		SetProtocolVersion(4).SetAutoReconnect(true).SetMaxReconnectInterval(500 * time.Millisecond).
 		SetConnectTimeout(5 * time.Second)
 	filters := map[string]byte{m.topics.ConfigRequest(): 2, m.topics.ModuleReady(): 2}
-	m.c = connectSubscribed(t, "fake manager", po, filters, m.onMessage)
+	m.c = connectResubscribing(t, "fake manager", po, filters, m.onMessage, func() {
+		select {
+		case m.resubscribed <- struct{}{}:
+		default:
+		}
+	})
 	m.publishDefinitions()
 	t.Cleanup(m.Close)
 	return m
@@ -73,6 +85,7 @@ func (m *Manager) publishDefinitions() {
 	}
 	names := fmt.Sprintf(`{"msg_type":"GetConfigResponse","data":{%q:%q}}`, m.topics.ModuleID, m.opts.ModuleName)
 	m.publish(m.topics.ModuleNames(), []byte(names), true)
+	m.published.Store(true)
 }
 
 func (m *Manager) publish(topic string, payload []byte, retain bool) {
@@ -106,13 +119,19 @@ func (m *Manager) onMessage(c paho.Client, msg paho.Message) {
 		if req.Data.Origin != m.topics.ModuleID {
 			return // another module's
 		}
-		c.Publish(m.topics.ConfigResponse(), 2, false, m.configResponse()) // not waited for: inside a callback
+		if !m.published.Load() {
+			// A module that started before the manager asks before the retained settings
+			// are out; answered now, it would have its config before the settings' etc_dir.
+			// Unanswered, it asks again, and gets the settings first.
+			return
+		}
+		m.out.publish(c, m.topics.ConfigResponse(), 2, false, m.configResponse())
 	case m.topics.ModuleReady():
 		m.mu.Lock()
 		m.readies = append(m.readies, payload)
 		m.mu.Unlock()
 		m.readyCh <- payload
-		c.Publish(m.topics.GlobalReady(), 2, false, []byte(`{"msg_type":"GlobalReady","data":true}`))
+		m.out.publish(c, m.topics.GlobalReady(), 2, false, []byte(`{"msg_type":"GlobalReady","data":true}`))
 	}
 }
 
@@ -176,6 +195,20 @@ func (m *Manager) WaitReady(t testing.TB, d time.Duration) string {
 	}
 }
 
+// WaitReadies waits until the manager has received n ModuleReady messages in all. Unlike
+// WaitReady it counts, so a ready received earlier and not waited for (the module reports ready
+// again after a reconnection) is not taken for the next one.
+func (m *Manager) WaitReadies(t testing.TB, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for len(m.Readies()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("fake manager: %d ModuleReady messages within %v, want %d", len(m.Readies()), d, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // ConfigRequests returns the config requests received so far.
 func (m *Manager) ConfigRequests() []string {
 	m.mu.Lock()
@@ -190,12 +223,24 @@ func (m *Manager) Readies() []string {
 	return append([]string(nil), m.readies...)
 }
 
+// WaitResubscribed waits until the manager, having lost the broker, has connected again and
+// made its subscriptions again (once per reconnection).
+func (m *Manager) WaitResubscribed(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case <-m.resubscribed:
+	case <-time.After(d):
+		t.Fatalf("fake manager: not subscribed again within %v", d)
+	}
+}
+
 // Restart acts out a manager restart while the module keeps running: the retained definitions
 // are published afresh.
 func (m *Manager) Restart() { m.publishDefinitions() }
 
 // Close clears the retained topics, as the manager does on exit, and disconnects.
 func (m *Manager) Close() {
+	m.out.close()
 	if !m.c.IsConnectionOpen() {
 		m.c.Disconnect(0)
 		return
