@@ -21,8 +21,10 @@ import (
 	"github.com/evsesec/evsesec/testpki"
 )
 
-// hostileTimeout bounds one store operation on a hostile tree.
-const hostileTimeout = 10 * time.Second
+// hostileTimeout bounds one store operation on a hostile tree. It tells a hang (a FIFO opened
+// for reading blocks forever) from slow work, so it is generous: reading 40 MB of garbage under
+// the race detector on a loaded 2-core machine once took longer than 10 s.
+const hostileTimeout = 60 * time.Second
 
 // hostileWithin runs op and fails the test if it does not return in time (a FIFO opened for
 // reading, a device read to its end).
