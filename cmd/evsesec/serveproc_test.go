@@ -6,29 +6,15 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evsesec/evsesec/internal/testtool"
 )
 
 // lockedBuffer is a log sink that serve writes while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testtool.SyncBuffer
 
 // waitAnswering calls the service on broker (`evsesec call --broker broker`, with flags such as
 // --everest-wire) until it answers, for at most 10 s, and returns the first answer; any answer
