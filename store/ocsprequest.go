@@ -104,10 +104,16 @@ func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 			return res
 		}
 	}
+	// In the reference's order: V2G bundle, MO bundle, then the input (see requestRank).
+	cas := append(v.bundleCerts(CAV2G), v.bundleCerts(CAMO)...)
+	var rank orderRank
+	if len(cas)+len(cs) <= maxOrdered {
+		// The input's certificates link among themselves too.
+		linker := certs.NewPool(append(trusted.Certificates(), cs...)...)
+		rank = requestRank(linker, cas, cs, func(c *x509.Certificate) bool { return validityAt(c, now) == validNow })
+	}
 	// Every CA of the store, so that a trust anchor that is not a root still gets its issuer
 	// key hash when its issuer is in another domain; then the input's certificates.
-	cas := append(v.bundleCerts(CAV2G), v.bundleCerts(CAMO)...)
-	rank := requestRank(certs.NewPool(append(trusted.Certificates(), cs...)...), cas, cs, func(c *x509.Certificate) bool { return validityAt(c, now) == validNow })
 	res.List = append(res.List, s.requestData(v.all, cs, path, map[string]bool{}, rank)...)
 	return res
 }
