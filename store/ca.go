@@ -197,7 +197,9 @@ func (v *caView) rootChains(d CAType, ct CertificateType) []HashDataChain {
 		chain HashDataChain
 	}
 	var tops []listed
-	rank := listingRank(pool, pool.Certificates())
+	// Every copy counts, as in the reference: a certificate a bundle holds twice is listed once,
+	// at the first place the reference lists it.
+	rank := listingRank(pool, v.bundleCerts(d))
 	for _, c := range pool.Certificates() {
 		if !pool.IsSelfSigned(c) && len(pool.Issuers(c)) > 0 {
 			continue

@@ -94,6 +94,9 @@ func TestInstalledCertificatesInReferenceOrder(t *testing.T) {
 			[]string{"rootA:subA1,subA2,subA1b", "rootB:subB1"}},
 		{"one file, sub-CAs before their roots", map[string][]*osslCert{"V2G_ROOT_CA.pem": {subA2, subA1, subB1, rootA, rootB}}, false,
 			[]string{"rootB:subB1", "rootA:subA1,subA2"}},
+		// Listed once (README), at the first place the reference lists it.
+		{"one file, a root twice", map[string][]*osslCert{"V2G_ROOT_CA.pem": {rootA, rootB, subB1, rootA}}, false,
+			[]string{"rootA", "rootB:subB1"}},
 		{"directory, files by path", map[string][]*osslCert{"a.pem": {rootA, subA1}, "b.pem": {rootB}, "c.pem": {subA2}}, true,
 			[]string{"rootB", "rootA:subA1,subA2"}},
 		{"directory, other file names", map[string][]*osslCert{"a.pem": {rootB}, "b.pem": {rootA, subB1}, "c.pem": {subA1}}, true,
