@@ -187,10 +187,19 @@ func (s *Store) GetInstalledCertificates(types []CertificateType) InstalledCerti
 	return res
 }
 
-// rootChains lists the top certificates of domain d with their descendants.
+// rootChains lists the top certificates of domain d with their descendants, in the reference's
+// order (see listingRank): top certificates last file first, last certificate of a file first;
+// each one's descendants depth first.
 func (v *caView) rootChains(d CAType, ct CertificateType) []HashDataChain {
 	pool := v.domainPool(d)
-	var out []HashDataChain
+	type listed struct {
+		top   *x509.Certificate
+		chain HashDataChain
+	}
+	var tops []listed
+	// Every copy counts, as in the reference: a certificate a bundle holds twice is listed once,
+	// at the first place the reference lists it.
+	rank := listingRank(pool, v.bundleCerts(d))
 	for _, c := range pool.Certificates() {
 		if !pool.IsSelfSigned(c) && len(pool.Issuers(c)) > 0 {
 			continue
@@ -201,12 +210,19 @@ func (v *caView) rootChains(d CAType, ct CertificateType) []HashDataChain {
 			continue
 		}
 		chain := HashDataChain{CertificateType: ct, HashData: h, Children: []certs.HashData{}}
-		for _, child := range pool.Descendants(c) {
+		ds := pool.Descendants(c)
+		sortByRank(ds, rank, func(c *x509.Certificate) *x509.Certificate { return c })
+		for _, child := range ds {
 			if ch, ok := v.all.HashData(child, certs.SHA256); ok {
 				chain.Children = append(chain.Children, ch)
 			}
 		}
-		out = append(out, chain)
+		tops = append(tops, listed{c, chain})
+	}
+	sortByRank(tops, rank, func(l listed) *x509.Certificate { return l.top })
+	out := make([]HashDataChain, len(tops))
+	for i, l := range tops {
+		out[i] = l.chain
 	}
 	return out
 }

@@ -37,6 +37,11 @@ func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 	res := OCSPRequestDataList{List: []OCSPRequestData{}}
 	pool := s.hashPool(v, ls)
 	seen := map[string]bool{}
+	cas := v.bundleCerts(CAV2G)
+	// One forest per leaf (see requestRank): within a budget, so that many leaves under a large
+	// bundle keep the store's order rather than cost quadratic time per leaf.
+	ordered := (len(cas)+4)*(len(cas)+4)*len(ls.entries) <= 1<<22
+	valid := func(c *x509.Certificate) bool { return validityAt(c, now) == validNow }
 	for _, e := range ls.entries {
 		if validityAt(e.cert, now) == expired {
 			continue
@@ -46,7 +51,11 @@ func (s *Store) GetV2GOCSPRequestData() OCSPRequestDataList {
 			s.log.Info("get_v2g_ocsp_request_data: leaf left out, it does not verify against the V2G domain", "leaf", describe(e.cert), "err", err)
 			continue
 		}
-		res.List = append(res.List, s.requestData(pool, nil, chain, seen)...)
+		var rank orderRank
+		if ordered {
+			rank = requestRank(pool, cas, e.fileChain(), valid)
+		}
+		res.List = append(res.List, s.requestData(pool, nil, chain, seen, rank)...)
 	}
 	// Kept for as long as the store does not change: without the slack of appending.
 	res.List = append(make([]OCSPRequestData, 0, len(res.List)), res.List...)
@@ -75,7 +84,8 @@ func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 	unlock()
 	trusted := v.domainPool(CAV2G, CAMO)
 	leaf, inter := chainLeaf(cs)
-	path, err := certs.Verify(leaf, certs.VerifyOptions{Trusted: trusted, Intermediates: inter, Time: s.now()})
+	now := s.now()
+	path, err := certs.Verify(leaf, certs.VerifyOptions{Trusted: trusted, Intermediates: inter, Time: now})
 	if err != nil {
 		s.log.Warn("get_mo_ocsp_request_data: chain does not verify against the V2G or MO domain", "err", err)
 		return res
@@ -94,9 +104,17 @@ func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 			return res
 		}
 	}
+	// In the reference's order: V2G bundle, MO bundle, then the input (see requestRank).
+	cas := append(v.bundleCerts(CAV2G), v.bundleCerts(CAMO)...)
+	var rank orderRank
+	if len(cas)+len(cs) <= maxOrdered {
+		// The input's certificates link among themselves too.
+		linker := certs.NewPool(append(trusted.Certificates(), cs...)...)
+		rank = requestRank(linker, cas, cs, func(c *x509.Certificate) bool { return validityAt(c, now) == validNow })
+	}
 	// Every CA of the store, so that a trust anchor that is not a root still gets its issuer
 	// key hash when its issuer is in another domain; then the input's certificates.
-	res.List = append(res.List, s.requestData(v.all, cs, path, map[string]bool{})...)
+	res.List = append(res.List, s.requestData(v.all, cs, path, map[string]bool{}, rank)...)
 	return res
 }
 
@@ -123,9 +141,14 @@ func chainLeaf(cs []*x509.Certificate) (*x509.Certificate, []*x509.Certificate) 
 // entry for each certificate below the root that has an OCSP URL, its hash data computed against
 // the next certificate of the chain (the issuer the chain was verified through; for a trust
 // anchor that is not a root, its first issuer in pool, else in extra). Entries whose hash data
-// is in seen already are skipped.
-func (s *Store) requestData(pool *certs.Pool, extra []*x509.Certificate, chain []*x509.Certificate, seen map[string]bool) []OCSPRequestData {
-	var out []OCSPRequestData
+// is in seen already are skipped. The entries are in the order of rank (the reference's, see
+// requestRank) before seen is applied.
+func (s *Store) requestData(pool *certs.Pool, extra []*x509.Certificate, chain []*x509.Certificate, seen map[string]bool, rank orderRank) []OCSPRequestData {
+	type entry struct {
+		c    *x509.Certificate
+		data OCSPRequestData
+	}
+	var found []entry
 	for i, c := range chain {
 		if pool.IsSelfSigned(c) {
 			continue // the root: nobody answers for it
@@ -151,12 +174,17 @@ func (s *Store) requestData(pool *certs.Pool, extra []*x509.Certificate, chain [
 		if ph, ok := pool.HashData(c, certs.SHA256); ok && ph == h {
 			h = ph
 		}
-		key := string(formatHashFile(h))
+		found = append(found, entry{c, OCSPRequestData{HashData: h, ResponderURL: c.OCSPServer[0]}})
+	}
+	sortByRank(found, rank, func(e entry) *x509.Certificate { return e.c })
+	var out []OCSPRequestData
+	for _, e := range found {
+		key := string(formatHashFile(e.data.HashData))
 		if seen[key] {
 			continue
 		}
 		seen[key] = true
-		out = append(out, OCSPRequestData{HashData: h, ResponderURL: c.OCSPServer[0]})
+		out = append(out, e.data)
 	}
 	return out
 }
