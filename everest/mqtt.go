@@ -143,7 +143,9 @@ func (c *conn) publish(ctx context.Context, topic string, payload []byte, retain
 	return nil
 }
 
-// publishAsync sends payload without waiting: safe inside a message callback.
+// publishAsync sends payload without waiting for the broker. paho's Publish may still wait for
+// its outgoing goroutine (up to 30 s), so message callbacks hand their messages to the
+// runner's sender instead (sender.go).
 func (c *conn) publishAsync(topic string, payload []byte) {
 	c.c.Publish(topic, QoS, false, payload)
 }
