@@ -244,11 +244,28 @@ func (b *EmbeddedBroker) Addr() string { return b.addr }
 
 // Close stops the broker, disconnects its clients and removes its socket file.
 func (b *EmbeddedBroker) Close() error {
+	// mochi v2.7.9's Server.Close disconnects each listener's clients through
+	// Clients.GetByListener, which read-locks the client map and, holding it, read-locks it
+	// again (Clients.Len). A client that goes away at that moment takes the write lock in
+	// Clients.Delete between the two, and since Go's RWMutex lets no reader past a waiting
+	// writer, both wait for ever: Close hangs. Closing the listeners first, with a closer that
+	// takes the lock once (Clients.GetAll), leaves Server.Close nothing to do there: a listener
+	// runs its closer only once.
+	b.srv.Listeners.CloseAll(b.disconnectClients)
 	err := b.srv.Close()
 	if b.socket != "" {
 		_ = os.Remove(b.socket)
 	}
 	return err
+}
+
+// disconnectClients disconnects the clients of one listener, as mochi's own closer does.
+func (b *EmbeddedBroker) disconnectClients(listener string) {
+	for _, cl := range b.srv.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // allowAll lets every client connect and use every topic (mochi refuses all without an auth

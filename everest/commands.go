@@ -158,10 +158,10 @@ func (r *Runner) reply(name string, cmd Cmd, result json.RawMessage, cerr *CmdEr
 	}
 }
 
-// replyAsync publishes without waiting (inside a message callback).
+// replyAsync hands the result to the runner's sender (inside a message callback: see sender.go).
 func (r *Runner) replyAsync(name string, cmd Cmd, cerr *CmdError) {
 	if c := r.conn.Load(); c != nil {
 		topic, msg := r.encodeReply(name, cmd, nil, cerr)
-		c.publishAsync(topic, msg)
+		r.out.send(c, topic, msg)
 	}
 }

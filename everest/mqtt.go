@@ -143,7 +143,9 @@ func (c *conn) publish(ctx context.Context, topic string, payload []byte, retain
 	return nil
 }
 
-// publishAsync sends payload without waiting: safe inside a message callback.
+// publishAsync sends payload without waiting for the broker. paho's Publish may still wait for
+// its outgoing goroutine (up to 30 s), so message callbacks hand their messages to the
+// runner's sender instead (sender.go).
 func (c *conn) publishAsync(topic string, payload []byte) {
 	c.c.Publish(topic, QoS, false, payload)
 }
@@ -161,8 +163,18 @@ func (c *conn) subscribe(ctx context.Context, filter string, cb func(topic strin
 	if err := c.wait(ctx, t); err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)
 	}
+	// A SUBACK that refuses the filter (0x80) completes paho's token without an error: the
+	// subscription was not made, and the caller must make it again.
+	if st, ok := t.(*paho.SubscribeToken); ok {
+		if code, ok := st.Result()[filter]; ok && code >= subscriptionRefused {
+			return fmt.Errorf("subscribe %s: the broker refused it (SUBACK %#x)", filter, code)
+		}
+	}
 	return nil
 }
+
+// subscriptionRefused is the SUBACK return code of a refused filter (MQTT 3.1.1 §3.9.3).
+const subscriptionRefused = 0x80
 
 // connected reports whether the connection is up (not while reconnecting).
 func (c *conn) connected() bool { return c.c.IsConnectionOpen() }

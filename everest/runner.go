@@ -105,6 +105,8 @@ type Runner struct {
 	retainedWait time.Duration
 
 	conn atomic.Pointer[conn]
+	// out publishes what the message callbacks send (sender.go); set while run runs.
+	out *sender
 
 	handler    Handler
 	handlerSet chan struct{} // closed once handler is set
@@ -230,6 +232,11 @@ func (r *Runner) run(ctx context.Context, fetch bool, setup SetupFunc, h Handler
 	r.ctx, r.fetchConfig = ctx, fetch
 	r.callCtx, r.cancelCalls = context.WithCancel(context.WithoutCancel(ctx))
 	defer r.cancelCalls()
+	r.out = startSender(r.log)
+	defer func() {
+		r.out.stop() // shutdown has already stopped it, unless the first connection failed
+		<-r.out.stopped()
+	}()
 
 	c, err := r.connect(ctx)
 	if err != nil {
@@ -511,7 +518,7 @@ func (r *Runner) onModuleNames(_ string, payload []byte, retained bool) {
 	}
 	r.log.Info("the EVerest manager (re)started; reporting ready again")
 	if c := r.conn.Load(); c != nil {
-		c.publishAsync(r.topics.ModuleReady(), r.Wire().ModuleReady())
+		r.out.send(c, r.topics.ModuleReady(), r.Wire().ModuleReady())
 	}
 }
 
@@ -586,6 +593,15 @@ func (r *Runner) shutdown(c *conn) {
 	}
 	r.cancelCalls()
 	r.bg.Wait()
+	// What the callbacks queued (Shutdown answers above all) goes out before the DISCONNECT;
+	// a connection that takes nothing any more holds the shutdown for one more grace period
+	// at most, and the sender's last Publish then ends with paho's write timeout.
+	r.out.stop()
+	select {
+	case <-r.out.stopped():
+	case <-time.After(r.opts.ShutdownGrace):
+		r.log.Warn("messages still waiting to be sent at shutdown; disconnecting")
+	}
 	c.close()
 	r.log.Info("disconnected from the MQTT broker")
 }
