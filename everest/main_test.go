@@ -1,14 +1,14 @@
 package everest_test
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/evsesec/evsesec/internal/testtool"
 )
 
 // TestMain fails the package when any test leaves a goroutine behind (runner, MQTT clients,
@@ -27,22 +27,7 @@ func testLogger() *slog.Logger {
 }
 
 // syncBuffer is a log sink the runner writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testtool.SyncBuffer
 
 // bufferLogger logs to b (and, with EVSESEC_TEST_LOG=1, to stderr too).
 func bufferLogger(b *syncBuffer) *slog.Logger {
