@@ -36,9 +36,46 @@ type orderNode struct {
 	children []*orderNode
 }
 
+// issuerLinker answers who issued whom while a forest is built; a *certs.Pool is one.
+type issuerLinker interface {
+	Issuers(c *x509.Certificate) []*x509.Certificate
+	IsSelfSigned(c *x509.Certificate) bool
+}
+
+// chainLinker links through a long-lived pool (a domain pool, whose signature checks are cached
+// with the view) and, for a caller's input, through the chain it was verified as: path[i+1]
+// issued path[i]. Building one pool of both per call would check every signature anew on every
+// call, for an order that verification has already established.
+type chainLinker struct {
+	kept   *certs.Pool
+	issuer map[certs.Fingerprint]*x509.Certificate
+}
+
+// newChainLinker links through kept and the verified path (leaf first).
+func newChainLinker(kept *certs.Pool, path []*x509.Certificate) chainLinker {
+	l := chainLinker{kept: kept, issuer: make(map[certs.Fingerprint]*x509.Certificate, len(path))}
+	for i := 0; i+1 < len(path); i++ {
+		l.issuer[certs.FingerprintOf(path[i])] = path[i+1]
+	}
+	return l
+}
+
+// Issuers returns the issuers of c in the kept pool, and its issuer on the path when that one
+// is not in the pool.
+func (l chainLinker) Issuers(c *x509.Certificate) []*x509.Certificate {
+	out := l.kept.Issuers(c)
+	if i, ok := l.issuer[certs.FingerprintOf(c)]; ok && !l.kept.Contains(i) {
+		out = append(out, i)
+	}
+	return out
+}
+
+// IsSelfSigned reports whether c is self-signed.
+func (l chainLinker) IsSelfSigned(c *x509.Certificate) bool { return l.kept.IsSelfSigned(c) }
+
 type orderForest struct {
 	top     []*orderNode
-	pool    *certs.Pool
+	pool    issuerLinker
 	issuers map[certs.Fingerprint][]certs.Fingerprint
 	queue   []orderPlace // reused by bfs
 }
@@ -55,7 +92,7 @@ const maxOrdered = 512
 
 // newOrderForest arranges cs, inserted in the given order, as the reference does. pool answers
 // who issued whom; it need not hold the certificates.
-func newOrderForest(pool *certs.Pool, cs []*x509.Certificate) *orderForest {
+func newOrderForest(pool issuerLinker, cs []*x509.Certificate) *orderForest {
 	f := &orderForest{pool: pool, issuers: map[certs.Fingerprint][]certs.Fingerprint{}}
 	for _, c := range cs {
 		f.insert(c)
@@ -198,7 +235,7 @@ func (r orderRank) of(c *x509.Certificate) int {
 // listingRank is the order of get_installed_certificates for one domain: the domain's
 // certificates (bundle files by path, each in file order) inserted last to first; then each top
 // entry followed by its descendants in pre-order, top entries in forest order.
-func listingRank(pool *certs.Pool, fileOrder []*x509.Certificate) orderRank {
+func listingRank(pool issuerLinker, fileOrder []*x509.Certificate) orderRank {
 	if len(fileOrder) > maxOrdered {
 		return nil
 	}
@@ -222,7 +259,7 @@ func listingRank(pool *certs.Pool, fileOrder []*x509.Certificate) orderRank {
 // top entry that is valid at now and has every certificate of the chain below it, its
 // descendants in reverse pre-order (leaf towards root). Other top entries follow in the same
 // way, so that every certificate has a place.
-func requestRank(pool *certs.Pool, cas, chain []*x509.Certificate, now validAt) orderRank {
+func requestRank(pool issuerLinker, cas, chain []*x509.Certificate, now validAt) orderRank {
 	if len(cas)+len(chain) > maxOrdered {
 		return nil
 	}

@@ -108,9 +108,8 @@ func (s *Store) GetMOOCSPRequestData(chainPEM string) OCSPRequestDataList {
 	cas := append(v.bundleCerts(CAV2G), v.bundleCerts(CAMO)...)
 	var rank orderRank
 	if len(cas)+len(cs) <= maxOrdered {
-		// The input's certificates link among themselves too.
-		linker := certs.NewPool(append(trusted.Certificates(), cs...)...)
-		rank = requestRank(linker, cas, cs, func(c *x509.Certificate) bool { return validityAt(c, now) == validNow })
+		// The input's certificates link among themselves too, as the verified path says.
+		rank = requestRank(newChainLinker(trusted, path), cas, cs, func(c *x509.Certificate) bool { return validityAt(c, now) == validNow })
 	}
 	// Every CA of the store, so that a trust anchor that is not a root still gets its issuer
 	// key hash when its issuer is in another domain; then the input's certificates.
