@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/evsesec/evsesec/everest"
+	"github.com/evsesec/evsesec/internal/testtool"
 )
 
 // fwCaller is a calling module that talks MQTT the way the EVerest framework's client library
@@ -101,20 +102,7 @@ func (c *fwCaller) mid() uint16 {
 
 // write sends one packet in one write, as libmosquitto does.
 func (c *fwCaller) write(header byte, body []byte) error {
-	pkt := []byte{header}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		pkt = append(pkt, b)
-		if n == 0 {
-			break
-		}
-	}
-	pkt = append(pkt, body...)
+	pkt := append(testtool.MQTTRemainingLength([]byte{header}, len(body)), body...)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_, err := c.conn.Write(pkt)

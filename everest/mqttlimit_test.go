@@ -6,23 +6,13 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/evsesec/evsesec/internal/testtool"
 )
 
 // mqttFrame is one MQTT packet with a body of n bytes.
 func mqttFrame(typ byte, n int) []byte {
-	out := []byte{typ}
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			break
-		}
-	}
-	return out
+	return testtool.MQTTRemainingLength([]byte{typ}, n)
 }
 
 // readAll reads conn through a packetLimit in chunks of the given size.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/evsesec/evsesec/everest"
 	"github.com/evsesec/evsesec/everest/everesttest"
+	"github.com/evsesec/evsesec/internal/testtool"
 )
 
 // rawPublisher is a minimal MQTT 3.1.1 client that streams a PUBLISH (QoS 0) of any size from a
@@ -28,20 +29,7 @@ type rawPublisher struct {
 	w *bufio.Writer
 }
 
-func mqttLength(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
-}
+func mqttLength(n int) []byte { return testtool.MQTTRemainingLength(nil, n) }
 
 func dialRawPublisher(addr, clientID string) (*rawPublisher, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
