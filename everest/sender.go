@@ -42,7 +42,7 @@ func startSender(log *slog.Logger) *sender {
 func (s *sender) run(ch <-chan outgoing) {
 	defer close(s.done)
 	for m := range ch {
-		m.c.c.Publish(m.topic, QoS, false, m.payload)
+		m.c.publishAsync(m.topic, m.payload)
 	}
 }
 
