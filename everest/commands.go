@@ -132,7 +132,10 @@ func (r *Runner) call(name string, args json.RawMessage) (result json.RawMessage
 // with the command's fallback result (Options.Fallback): the caller then sees the command fail in
 // its own terms instead of waiting 300 s for an answer that never comes. With Options.PadResults
 // the message is padded, whatever the wire.
-func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) (string, []byte) {
+//
+// A padded message lies in a reused buffer, returned as well (nil when unpadded); see
+// padResultPooled for when it may go back.
+func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) (string, []byte, *paddedBuf) {
 	w := r.Wire()
 	if cerr != nil && !w.CarriesErrors() {
 		result, cerr = json.RawMessage("null"), nil
@@ -146,22 +149,30 @@ func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr 
 	if err != nil {
 		topic, msg, _ = w.Result(r.topics, name, cmd, nil, &CmdError{Type: HandlerException, Message: err.Error()})
 	}
-	return topic, padResult(msg, r.opts.PadResults)
+	msg, pb := padResultPooled(msg, r.opts.PadResults)
+	return topic, msg, pb
 }
 
 // reply publishes the result to the caller and waits for the broker to take it.
 func (r *Runner) reply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) {
 	c := r.conn.Load()
-	topic, msg := r.encodeReply(name, cmd, result, cerr)
+	topic, msg, pb := r.encodeReply(name, cmd, result, cerr)
 	if err := c.publish(r.callCtx, topic, msg, false); err != nil {
+		// paho may still hold the message (a resend after reconnecting): its buffer is left
+		// to the garbage collector.
 		r.log.Warn("could not send a command result", "cmd", name, "origin", cmd.Origin, "id", cmd.ID, "err", err)
+		return
 	}
+	// The broker has acknowledged the QoS 2 publish: paho replaced the stored PUBLISH with its
+	// PUBREL at the PUBREC and dropped that at the PUBCOMP, so nothing refers to msg now.
+	releasePadded(pb)
 }
 
 // replyAsync hands the result to the runner's sender (inside a message callback: see sender.go).
 func (r *Runner) replyAsync(name string, cmd Cmd, cerr *CmdError) {
 	if c := r.conn.Load(); c != nil {
-		topic, msg := r.encodeReply(name, cmd, nil, cerr)
+		// The sender does not wait for the broker, so the padded buffer (if any) is not reused.
+		topic, msg, _ := r.encodeReply(name, cmd, nil, cerr)
 		r.out.send(c, topic, msg)
 	}
 }

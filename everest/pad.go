@@ -1,5 +1,7 @@
 package everest
 
+import "sync"
+
 // Result padding (Options.PadResults), an opt-in for brokers that leave Nagle's algorithm on.
 //
 // mosquitto in its default configuration (set_tcp_nodelay false) sends the PUBCOMP of a QoS 2
@@ -32,19 +34,67 @@ const (
 	MinResultPadding = 1500
 )
 
-// padResult returns msg followed by spaces up to at least n bytes; msg itself when it is already
-// that long or n is zero. It may append to msg's array.
-func padResult(msg []byte, n int) []byte {
+// fillSpaces sets every byte of b to a space, doubling what it copies.
+func fillSpaces(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	b[0] = ' '
+	for filled := 1; filled < len(b); filled *= 2 {
+		copy(b[filled:], b[:filled])
+	}
+}
+
+// paddedBuf is a padded result's buffer that goes back to paddedBufs once the broker has taken
+// the result. Every byte from dirty on is a space, so reusing it costs copying the message and
+// blanking what the previous message left beyond it, not 64 KiB of allocating, zeroing and
+// filling per result: that allocation per call made the module's garbage collector run every
+// few dozen calls.
+type paddedBuf struct {
+	b     []byte
+	dirty int
+}
+
+var paddedBufs sync.Pool
+
+// padResultPooled returns msg followed by spaces up to at least n bytes, in a reused buffer;
+// msg itself, and no buffer, when it is already that long or n is zero. The caller hands the
+// buffer to releasePadded once nothing refers to the padded message any more (paho has had the
+// PUBCOMP), or drops it when that is not known.
+func padResultPooled(msg []byte, n int) ([]byte, *paddedBuf) {
 	if len(msg) >= n {
-		return msg
+		return msg, nil
 	}
-	out := append(msg, make([]byte, n-len(msg))...)
-	pad := out[len(msg):]
-	pad[0] = ' '
-	for filled := 1; filled < len(pad); filled *= 2 {
-		copy(pad[filled:], pad[:filled])
+	pb, _ := paddedBufs.Get().(*paddedBuf)
+	if pb == nil || len(pb.b) != n {
+		pb = newPaddedBuf(n)
 	}
-	return out
+	return pb.pad(msg), pb
+}
+
+// newPaddedBuf returns a buffer of n spaces.
+func newPaddedBuf(n int) *paddedBuf {
+	pb := &paddedBuf{b: make([]byte, n)}
+	fillSpaces(pb.b)
+	return pb
+}
+
+// pad writes msg (shorter than the buffer) at the start of the buffer, blanks what an earlier
+// message left beyond it, and returns the whole buffer.
+func (pb *paddedBuf) pad(msg []byte) []byte {
+	copy(pb.b, msg)
+	if pb.dirty > len(msg) {
+		fillSpaces(pb.b[len(msg):pb.dirty])
+	}
+	pb.dirty = len(msg)
+	return pb.b
+}
+
+// releasePadded returns pb (nil: nothing) for reuse.
+func releasePadded(pb *paddedBuf) {
+	if pb != nil {
+		paddedBufs.Put(pb)
+	}
 }
 
 // trimPadding returns b without the whitespace after its JSON document. encoding/json scans

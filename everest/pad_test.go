@@ -51,7 +51,7 @@ func TestPadResult(t *testing.T) {
 	for name, msg := range paddedResults(t) {
 		for _, n := range []int{0, len(msg) - 1, len(msg), len(msg) + 1, MinResultPadding, DefaultResultPadding, MaxResultPadding} {
 			orig := bytes.Clone(msg)
-			got := padResult(bytes.Clone(msg), n)
+			got, _ := padResultPooled(msg, n)
 			if want := max(len(msg), n); len(got) != want {
 				t.Errorf("%s padded to %d: %d bytes, want %d", name, n, len(got), want)
 			}
@@ -82,7 +82,7 @@ func TestPadResultDecodes(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("%s: unpadded result: %v %v", w.Name(), ok, err)
 		}
-		padded := padResult(bytes.Clone(msg), DefaultResultPadding)
+		padded, _ := padResultPooled(msg, DefaultResultPadding)
 		got, ok, err := w.DecodeResult(tp, topic, padded)
 		if err != nil || !ok || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: padded result read as %+v %v %v, want %+v", w.Name(), got, ok, err, want)
@@ -102,7 +102,7 @@ func TestPadResultDecodes(t *testing.T) {
 func TestPadResultPython(t *testing.T) {
 	py := testtool.Require(t, "python3")
 	for name, msg := range paddedResults(t) {
-		padded := padResult(bytes.Clone(msg), DefaultResultPadding)
+		padded, _ := padResultPooled(msg, DefaultResultPadding)
 		cmd := exec.Command(py, "-c", "import json,sys; d=sys.stdin.buffer.read(); print(json.dumps(json.loads(d)), len(d))")
 		cmd.Stdin = bytes.NewReader(padded)
 		out, err := cmd.Output()
@@ -120,6 +120,37 @@ func TestPadResultPython(t *testing.T) {
 	}
 }
 
+// A reused buffer holds exactly the new message and spaces, whatever longer or shorter messages
+// it held before.
+func TestPaddedBufReuse(t *testing.T) {
+	const n = 4096
+	pb := newPaddedBuf(n)
+	for _, size := range []int{0, 3000, 10, 10, 4095, 1, 2048, 0} {
+		msg := bytes.Repeat([]byte{'x'}, size)
+		want := append(bytes.Clone(msg), bytes.Repeat([]byte{' '}, n-size)...)
+		if got := pb.pad(msg); !bytes.Equal(got, want) {
+			t.Fatalf("after padding a %d-byte message: not the message and %d spaces", size, n-size)
+		}
+	}
+	// From the pool: the same, and a buffer of another size is never handed out for n.
+	for _, size := range []int{100, 4000, 5} {
+		msg := bytes.Repeat([]byte{'y'}, size)
+		got, pb := padResultPooled(msg, n)
+		if len(got) != n || !bytes.Equal(got[:size], msg) || strings.Trim(string(got[size:]), " ") != "" {
+			t.Fatalf("pooled padding of %d bytes to %d: wrong bytes", size, n)
+		}
+		releasePadded(pb)
+		other, pb2 := padResultPooled(msg, n/2)
+		if len(other) != max(size, n/2) {
+			t.Fatalf("padding %d bytes to %d gave %d bytes", size, n/2, len(other))
+		}
+		releasePadded(pb2)
+	}
+	if got, pb := padResultPooled(bytes.Repeat([]byte{'z'}, n), n); pb != nil || len(got) != n {
+		t.Fatal("a message as long as the padding was copied")
+	}
+}
+
 // BenchmarkPadResult is the module's cost of the padding itself, per result.
 func BenchmarkPadResult(b *testing.B) {
 	_, msg, err := V025.Result(NewTopics("", "", ""), "get_leaf_certificate_info", Cmd{ID: "x", Origin: "probe"}, json.RawMessage(`{"status":"Accepted"}`), nil)
@@ -128,7 +159,8 @@ func BenchmarkPadResult(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		padResult(bytes.Clone(msg), DefaultResultPadding)
+		_, pb := padResultPooled(msg, DefaultResultPadding)
+		releasePadded(pb)
 	}
 }
 
@@ -157,7 +189,7 @@ func BenchmarkDecodeOwnPaddedResult(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	msg = padResult(msg, DefaultResultPadding)
+	msg, _ = padResultPooled(msg, DefaultResultPadding)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, ok, err := V022.DecodeCall(tp, tp.CmdShared(), msg); ok || err != nil {
