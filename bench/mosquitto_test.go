@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/evsesec/evsesec/everest"
 	"github.com/evsesec/evsesec/everest/everesttest"
@@ -60,10 +61,63 @@ func BenchmarkMosquittoFrameworkCall(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				if _, err := c.call(mqttCmd, fmt.Sprint(i), args); err != nil {
+				msg, err := c.call(mqttCmd, fmt.Sprint(i), args)
+				if err != nil {
 					b.Fatal(err)
 				}
+				c.release(msg)
 			}
 		})
 	}
+}
+
+// BenchmarkMosquittoPaddedVsNodelay measures the same call as BenchmarkMosquittoFrameworkCall
+// on two mosquittos at once, call by call in turn: one in its default configuration with the
+// module padding its results, one with set_tcp_nodelay true and no padding. Measured in the same
+// moments, their ratio holds on a machine whose speed drifts between the runs of
+// BenchmarkMosquittoFrameworkCall's cases. The report's target 3 is this ratio.
+func BenchmarkMosquittoPaddedVsNodelay(b *testing.B) {
+	st := generated(b, 10)
+	type side struct {
+		c   *fwCaller
+		sum time.Duration
+	}
+	dial := func(config string, pad int) *side {
+		url := startMosquitto(b, config)
+		serveWith(b, st, everest.Options{Broker: everest.Broker{URL: url}, PadResults: pad})
+		c, err := dialFWCaller(url, everest.NewTopics("", "", ""), "bench_caller")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(c.close)
+		return &side{c: c}
+	}
+	padded, nodelay := dial("", everest.DefaultResultPadding), dial("set_tcp_nodelay true\n", 0)
+	args := json.RawMessage(mqttArgs)
+	call := func(s *side, id string) {
+		start := time.Now()
+		msg, err := s.c.call(mqttCmd, id, args)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.sum += time.Since(start)
+		s.c.release(msg)
+	}
+	call(padded, "warm")
+	call(nodelay, "warm")
+	padded.sum, nodelay.sum = 0, 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		// Alternate which goes first, so neither always follows the other.
+		first, second := padded, nodelay
+		if i%2 == 1 {
+			first, second = nodelay, padded
+		}
+		call(first, fmt.Sprint(i))
+		call(second, fmt.Sprint(i))
+	}
+	b.ReportMetric(float64(padded.sum.Microseconds())/float64(b.N), "padded-µs")
+	b.ReportMetric(float64(nodelay.sum.Microseconds())/float64(b.N), "nodelay-µs")
+	b.ReportMetric(float64(padded.sum)/float64(nodelay.sum), "ratio")
 }
