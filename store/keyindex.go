@@ -173,9 +173,18 @@ func (s *Store) findKey(cert *x509.Certificate, certPath, keyDir string) keyLook
 // file whose key is in this set belongs to a certificate and is never garbage.
 func (s *Store) certificateKeys(v *caView, sets []*leafSet) map[string]bool {
 	inUse := map[string]bool{}
+	// Parsed certificates are shared by their DER (certs.parseDER), so a leaf of a single file and
+	// its chain file, and the sub-CAs every chain file repeats, are one pointer: each key is
+	// encoded and hashed once, not once per file that holds it (a store of leaves with chain files
+	// holds four certificates per leaf, one of them new).
+	seen := map[*x509.Certificate]bool{}
 	add := func(files []*certFile) {
 		for _, f := range files {
 			for _, c := range f.certs {
+				if seen[c] {
+					continue
+				}
+				seen[c] = true
 				if fp := keys.Fingerprint(c.PublicKey); fp != "" {
 					inUse[fp] = true
 				}
