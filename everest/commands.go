@@ -134,7 +134,7 @@ func (r *Runner) call(name string, args json.RawMessage) (result json.RawMessage
 // the message is padded, whatever the wire.
 //
 // A padded message lies in a reused buffer, returned as well (nil when unpadded); see
-// padResultPooled for when it may go back.
+// padResult for when it may go back.
 func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) (string, []byte, *paddedBuf) {
 	w := r.Wire()
 	if cerr != nil && !w.CarriesErrors() {
@@ -149,7 +149,7 @@ func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr 
 	if err != nil {
 		topic, msg, _ = w.Result(r.topics, name, cmd, nil, &CmdError{Type: HandlerException, Message: err.Error()})
 	}
-	msg, pb := padResultPooled(msg, r.opts.PadResults)
+	msg, pb := padResult(msg, r.opts.PadResults)
 	return topic, msg, pb
 }
 

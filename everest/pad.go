@@ -57,11 +57,11 @@ type paddedBuf struct {
 
 var paddedBufs sync.Pool
 
-// padResultPooled returns msg followed by spaces up to at least n bytes, in a reused buffer;
+// padResult returns msg followed by spaces up to at least n bytes, in a reused buffer;
 // msg itself, and no buffer, when it is already that long or n is zero. The caller hands the
 // buffer to releasePadded once nothing refers to the padded message any more (paho has had the
 // PUBCOMP), or drops it when that is not known.
-func padResultPooled(msg []byte, n int) ([]byte, *paddedBuf) {
+func padResult(msg []byte, n int) ([]byte, *paddedBuf) {
 	if len(msg) >= n {
 		return msg, nil
 	}

@@ -51,7 +51,7 @@ func TestPadResult(t *testing.T) {
 	for name, msg := range paddedResults(t) {
 		for _, n := range []int{0, len(msg) - 1, len(msg), len(msg) + 1, MinResultPadding, DefaultResultPadding, MaxResultPadding} {
 			orig := bytes.Clone(msg)
-			got, _ := padResultPooled(msg, n)
+			got, _ := padResult(msg, n)
 			if want := max(len(msg), n); len(got) != want {
 				t.Errorf("%s padded to %d: %d bytes, want %d", name, n, len(got), want)
 			}
@@ -82,7 +82,7 @@ func TestPadResultDecodes(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatalf("%s: unpadded result: %v %v", w.Name(), ok, err)
 		}
-		padded, _ := padResultPooled(msg, DefaultResultPadding)
+		padded, _ := padResult(msg, DefaultResultPadding)
 		got, ok, err := w.DecodeResult(tp, topic, padded)
 		if err != nil || !ok || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: padded result read as %+v %v %v, want %+v", w.Name(), got, ok, err, want)
@@ -102,7 +102,7 @@ func TestPadResultDecodes(t *testing.T) {
 func TestPadResultPython(t *testing.T) {
 	py := testtool.Require(t, "python3")
 	for name, msg := range paddedResults(t) {
-		padded, _ := padResultPooled(msg, DefaultResultPadding)
+		padded, _ := padResult(msg, DefaultResultPadding)
 		cmd := exec.Command(py, "-c", "import json,sys; d=sys.stdin.buffer.read(); print(json.dumps(json.loads(d)), len(d))")
 		cmd.Stdin = bytes.NewReader(padded)
 		out, err := cmd.Output()
@@ -135,18 +135,18 @@ func TestPaddedBufReuse(t *testing.T) {
 	// From the pool: the same, and a buffer of another size is never handed out for n.
 	for _, size := range []int{100, 4000, 5} {
 		msg := bytes.Repeat([]byte{'y'}, size)
-		got, pb := padResultPooled(msg, n)
+		got, pb := padResult(msg, n)
 		if len(got) != n || !bytes.Equal(got[:size], msg) || strings.Trim(string(got[size:]), " ") != "" {
 			t.Fatalf("pooled padding of %d bytes to %d: wrong bytes", size, n)
 		}
 		releasePadded(pb)
-		other, pb2 := padResultPooled(msg, n/2)
+		other, pb2 := padResult(msg, n/2)
 		if len(other) != max(size, n/2) {
 			t.Fatalf("padding %d bytes to %d gave %d bytes", size, n/2, len(other))
 		}
 		releasePadded(pb2)
 	}
-	if got, pb := padResultPooled(bytes.Repeat([]byte{'z'}, n), n); pb != nil || len(got) != n {
+	if got, pb := padResult(bytes.Repeat([]byte{'z'}, n), n); pb != nil || len(got) != n {
 		t.Fatal("a message as long as the padding was copied")
 	}
 }
@@ -159,7 +159,7 @@ func BenchmarkPadResult(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_, pb := padResultPooled(msg, DefaultResultPadding)
+		_, pb := padResult(msg, DefaultResultPadding)
 		releasePadded(pb)
 	}
 }
@@ -189,7 +189,7 @@ func BenchmarkDecodeOwnPaddedResult(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	msg, _ = padResultPooled(msg, DefaultResultPadding)
+	msg, _ = padResult(msg, DefaultResultPadding)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, ok, err := V022.DecodeCall(tp, tp.CmdShared(), msg); ok || err != nil {
