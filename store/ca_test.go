@@ -110,6 +110,11 @@ func TestReferenceVerifyFileOfFileBundle(t *testing.T) {
 		}
 	}
 	assertTreeUnchanged(t, ts.root, before)
+	// Nor the store's lock file (which snapshots leave out): with file bundles these answers
+	// need no lock, so a read-only caller leaves the certs root exactly as it found it.
+	if _, err := os.Lstat(filepath.Join(ts.root, LockFileName)); !os.IsNotExist(err) {
+		t.Errorf("get_verify_file/get_verify_location of file bundles created %s (%v)", LockFileName, err)
+	}
 
 	abs := filepath.Join(t.TempDir(), "elsewhere", "ROOTS.pem")
 	ts2 := newCAStore(t, withConfig(func(c *Config) { c.V2GCABundle = abs }))

@@ -144,6 +144,9 @@ func (s *Store) GetVerifyFile(t CAType) string {
 	if !t.Valid() {
 		return ""
 	}
+	if path, ok := s.bundleFileAsItIs(t); ok {
+		return path
+	}
 	unlock, inStore, err := s.lock.lockOrLocal()
 	if err != nil {
 		s.log.Info("get_verify_file: the store's lock cannot be taken; derived files go to a private directory", "err", err)
@@ -201,6 +204,9 @@ func (s *Store) writeCombined(b *caBundle, path string) error {
 func (s *Store) GetVerifyLocation(t CAType) string {
 	if !t.Valid() {
 		return ""
+	}
+	if path, ok := s.bundleFileAsItIs(t); ok {
+		return path
 	}
 	unlock, inStore, err := s.lock.lockOrLocal()
 	if err != nil {
@@ -521,6 +527,20 @@ func (s *Store) checkWritable(dir string) error {
 
 // existingFile is path when it is a regular file, else "": a bundle file is handed to consumers
 // as it is, as long as it exists.
+// bundleFileAsItIs answers get_verify_file and get_verify_location for a domain whose bundle is
+// a file (the EVerest default layout): the file itself, or "" when it is not there; ok is false
+// for a bundle directory, whose derived files need the store's lock. A file bundle needs nothing
+// written and no lock: each write replaces the file by an atomic rename, so a stat sees the old
+// file or the new one. Before, these calls took the store's exclusive locks (and so created
+// the lock file in the certs root) even then.
+func (s *Store) bundleFileAsItIs(t CAType) (path string, ok bool) {
+	path = s.cfg.CABundlePath(t)
+	if s.isDirBundle(path) {
+		return "", false
+	}
+	return s.existingFile(path), true
+}
+
 func (s *Store) existingFile(path string) string {
 	if fi, err := s.fs.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path
