@@ -116,3 +116,20 @@ func trimPadding(b []byte) []byte {
 	}
 	return b[:n]
 }
+
+// warnPaddingOnSharedTopic says, when results are padded on a wire of framework v0.17 to v0.24,
+// what the padding does not do there: those callers subscribe to the shared command topic before
+// every call, and the broker's answer to the call then waits behind its SUBACK for the caller's
+// delayed ACK, before the module has seen the call. Padding halves such a call (88 to 44 ms in
+// the median); only the broker's side removes the wait. And every module that uses
+// evse_security receives every padded result there.
+func (r *Runner) warnPaddingOnSharedTopic() {
+	if _, legacy := r.Wire().(legacyWire); !legacy || r.opts.PadResults == 0 {
+		return
+	}
+	r.log.Warn("result padding on a framework older than v0.25 removes only one of a call's two waits under Nagle",
+		"wire", r.Wire().Name(),
+		"why", "the caller subscribes before every call, and the broker's PUBREC then waits behind its SUBACK for the caller's delayed ACK (about 40 ms); the module never sees that exchange",
+		"cost", "every module that uses evse_security receives every padded result on the shared command topic",
+		"fix", "set_tcp_nodelay true in mosquitto.conf, or the broker's Unix socket")
+}

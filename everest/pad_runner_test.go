@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,26 @@ func TestPadResultsOnEveryWire(t *testing.T) {
 				t.Errorf("variable or ready padded: %d and %d bytes, unpadded %d and %d", len(padded.variable), len(padded.ready), len(plain.variable), len(plain.ready))
 			}
 		})
+	}
+}
+
+// Padding on a wire of framework v0.17 to v0.24 is logged once, at ready, with what it cannot do
+// there; on v0.25, or without padding, nothing is said.
+func TestPaddingOnSharedTopicWarned(t *testing.T) {
+	url := everesttest.StartBroker(t).URL()
+	const warning = "removes only one of a call's two waits"
+	for _, w := range everest.Wires() {
+		for _, pad := range []int{0, everest.DefaultResultPadding} {
+			t.Run(fmt.Sprintf("%s/pad=%d", w.Name(), pad), func(t *testing.T) {
+				var log syncBuffer
+				s := startService(t, everest.Options{Broker: everest.Broker{URL: url}, Wire: w.Name(), PadResults: pad,
+					Logger: bufferLogger(&log)}, fixedHandler{})
+				s.stop(t)
+				want := pad > 0 && w.Name() != everest.WireV025
+				if got := strings.Count(log.String(), warning); got != map[bool]int{false: 0, true: 1}[want] {
+					t.Errorf("warning logged %d times, want it %v\n%s", got, want, log.String())
+				}
+			})
+		}
 	}
 }

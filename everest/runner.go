@@ -291,6 +291,7 @@ func (r *Runner) run(ctx context.Context, fetch bool, setup SetupFunc, h Handler
 	} else {
 		r.log.Info("ready", "commands", r.Wire().CmdFilter(r.topics), "wire", r.Wire().Name())
 	}
+	r.warnPaddingOnSharedTopic()
 	close(r.readyCh)
 	<-ctx.Done()
 	return nil
