@@ -525,14 +525,12 @@ func (s *Store) checkWritable(dir string) error {
 	return s.fs.Remove(name)
 }
 
-// existingFile is path when it is a regular file, else "": a bundle file is handed to consumers
-// as it is, as long as it exists.
 // bundleFileAsItIs answers get_verify_file and get_verify_location for a domain whose bundle is
 // a file (the EVerest default layout): the file itself, or "" when it is not there; ok is false
 // for a bundle directory, whose derived files need the store's lock. A file bundle needs nothing
 // written and no lock: each write replaces the file by an atomic rename, so a stat sees the old
-// file or the new one. Before, these calls took the store's exclusive locks (and so created
-// the lock file in the certs root) even then.
+// file or the new one. Taking the exclusive locks here would queue every reader behind the
+// others and create the lock file in the certs root on a read-only call.
 func (s *Store) bundleFileAsItIs(t CAType) (path string, ok bool) {
 	path = s.cfg.CABundlePath(t)
 	if s.isDirBundle(path) {
@@ -541,6 +539,8 @@ func (s *Store) bundleFileAsItIs(t CAType) (path string, ok bool) {
 	return s.existingFile(path), true
 }
 
+// existingFile is path when it is a regular file, else "": a bundle file is handed to consumers
+// as it is, as long as it exists.
 func (s *Store) existingFile(path string) string {
 	if fi, err := s.fs.Stat(path); err == nil && fi.Mode().IsRegular() {
 		return path
