@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -30,34 +29,13 @@ import (
 	"github.com/evsesec/evsesec/testpki"
 )
 
-// fwLog collects the store's log, to check that every false answer says why.
-type fwLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *fwLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// take returns what was logged since the last call.
-func (l *fwLog) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.buf.String()
-	l.buf.Reset()
-	return s
-}
-
 // fwEnv is a store over the standard test PKI (MF root → firmware signer).
 type fwEnv struct {
 	t    *testing.T
 	root string
 	pki  *testpki.PKI
 	lay  *testpki.Layout
-	log  *fwLog
+	log  *testtool.SyncBuffer // the store's log, to check that every false answer says why
 	s    *store.Store
 	d    *api.Dispatcher
 }
@@ -75,7 +53,7 @@ func fwNewEnv(t *testing.T, verifySigner bool) *fwEnv {
 	}
 	cfg := store.DefaultConfig(root)
 	cfg.VerifyFirmwareSigner = verifySigner
-	e := &fwEnv{t: t, root: root, pki: p, lay: lay, log: &fwLog{}}
+	e := &fwEnv{t: t, root: root, pki: p, lay: lay, log: &testtool.SyncBuffer{}}
 	e.s, err = store.Open(cfg, store.Options{Logger: slog.New(slog.NewTextHandler(e.log, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -198,10 +176,10 @@ func TestFirmwareVerifyFileSignatureOpenSSL(t *testing.T) {
 				"no padding": base64.RawStdEncoding.EncodeToString(sig),
 			} {
 				if !e.verify(file, cert, s) {
-					t.Fatalf("signature (%s base64) rejected; log:\n%s", name, e.log.take())
+					t.Fatalf("signature (%s base64) rejected; log:\n%s", name, e.log.Take())
 				}
 			}
-			e.log.take()
+			e.log.Take()
 
 			badSig := append([]byte{}, sig...)
 			badSig[len(badSig)/2] ^= 0x10
@@ -217,7 +195,7 @@ func TestFirmwareVerifyFileSignatureOpenSSL(t *testing.T) {
 				if e.verify(call[0], call[1], call[2]) {
 					t.Fatalf("%s: verified", name)
 				}
-				if l := e.log.take(); !strings.Contains(l, "verify_file_signature") || !strings.Contains(l, "signature check failed") {
+				if l := e.log.Take(); !strings.Contains(l, "verify_file_signature") || !strings.Contains(l, "signature check failed") {
 					t.Fatalf("%s: reason not logged:\n%s", name, l)
 				}
 			}
@@ -235,7 +213,7 @@ func TestFirmwareVerifyFileSignatureBadInput(t *testing.T) {
 	cert := string(e.pki.FirmwareSigner.CertPEM())
 	sig := fwSign(t, e.pki.FirmwareSigner.Key, data)
 	if !e.verify(file, cert, sig) {
-		t.Fatalf("good signature rejected:\n%s", e.log.take())
+		t.Fatalf("good signature rejected:\n%s", e.log.Take())
 	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
@@ -287,7 +265,7 @@ func TestFirmwareVerifyFileSignatureBadInput(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("verify_file_signature blocks")
 			}
-			if l := e.log.take(); !strings.Contains(l, "level=WARN msg=\"verify_file_signature: ") {
+			if l := e.log.Take(); !strings.Contains(l, "level=WARN msg=\"verify_file_signature: ") {
 				t.Fatalf("no reason logged:\n%s", l)
 			}
 			if e.verify(tc.path, tc.cert, tc.sig) {
@@ -342,10 +320,10 @@ func TestFirmwareSignerCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sig := fwSign(t, tc.signer.Key, data)
 			if got := on.verify(file, tc.chain, sig); got != tc.on {
-				t.Fatalf("verify_firmware_signer on: %v, want %v; log:\n%s", got, tc.on, on.log.take())
+				t.Fatalf("verify_firmware_signer on: %v, want %v; log:\n%s", got, tc.on, on.log.Take())
 			}
 			if !off.verify(file, tc.chain, sig) {
-				t.Fatalf("verify_firmware_signer off: a valid signature is rejected; log:\n%s", off.log.take())
+				t.Fatalf("verify_firmware_signer off: a valid signature is rejected; log:\n%s", off.log.Take())
 			}
 			args, _ := json.Marshal(map[string]string{"signing_certificate": tc.chain})
 			res, err := on.d.Call(context.Background(), "verify_firmware_signer", args)
@@ -397,7 +375,7 @@ func TestFirmwareLargeSparseFile(t *testing.T) {
 	elapsed := time.Since(start)
 	runtime.ReadMemStats(&after)
 	if !ok {
-		t.Fatalf("1 GiB file rejected:\n%s", e.log.take())
+		t.Fatalf("1 GiB file rejected:\n%s", e.log.Take())
 	}
 	allocated := after.TotalAlloc - before.TotalAlloc
 	heapGrowth := int64(after.HeapInuse) - int64(before.HeapInuse)

@@ -32,3 +32,13 @@ func (b *SyncBuffer) Reset() {
 	defer b.mu.Unlock()
 	b.buf.Reset()
 }
+
+// Take returns everything written since the last Take or Reset and forgets it, in one step: a
+// write from another goroutine lands either in this answer or in the next.
+func (b *SyncBuffer) Take() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	b.buf.Reset()
+	return s
+}
