@@ -121,9 +121,7 @@ func (r *Runner) call(name string, args json.RawMessage) (result json.RawMessage
 	if err != nil {
 		return nil, cmdErrorOf(err)
 	}
-	if len(res) > 0 && !json.Valid(res) {
-		return nil, &CmdError{Type: HandlerException, Message: name + ": the handler returned invalid JSON"}
-	}
+	// A result that is not JSON is found by encodeReply, which has to scan it anyway.
 	return res, nil
 }
 
@@ -137,6 +135,7 @@ func (r *Runner) call(name string, args json.RawMessage) (result json.RawMessage
 // padResult for when it may go back.
 func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr *CmdError) (string, []byte, *paddedBuf) {
 	w := r.Wire()
+	fromHandler := cerr == nil
 	if cerr != nil && !w.CarriesErrors() {
 		result, cerr = json.RawMessage("null"), nil
 		if r.opts.Fallback != nil {
@@ -147,7 +146,17 @@ func (r *Runner) encodeReply(name string, cmd Cmd, result json.RawMessage, cerr 
 	}
 	topic, msg, err := w.Result(r.topics, name, cmd, result, cerr)
 	if err != nil {
-		topic, msg, _ = w.Result(r.topics, name, cmd, nil, &CmdError{Type: HandlerException, Message: err.Error()})
+		r.log.Warn("could not encode a command result", "cmd", name, "origin", cmd.Origin, "id", cmd.ID, "err", err)
+		e := &CmdError{Type: HandlerException, Message: err.Error()}
+		if fromHandler {
+			// The handler's result is not JSON (the wires validate it while encoding): a
+			// failure like any other, so it takes the fallback where errors cannot be carried.
+			if !json.Valid(result) {
+				e.Message = name + ": the handler returned invalid JSON"
+			}
+			return r.encodeReply(name, cmd, nil, e)
+		}
+		topic, msg, _ = w.Result(r.topics, name, cmd, nil, e)
 	}
 	msg, pb := padResult(msg, r.opts.PadResults)
 	return topic, msg, pb

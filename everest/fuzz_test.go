@@ -154,3 +154,23 @@ func FuzzLegacyWire(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEncodeResult checks that the result message written around its retval (resultAround) is
+// the message json.Marshal makes, byte for byte, for any retval, id and origin: either EncodeResult
+// takes that path and the bytes agree, or it marshals.
+func FuzzEncodeResult(f *testing.F) {
+	for _, r := range encodeResultCases {
+		f.Add(r.id, r.origin, []byte(r.retval))
+	}
+	f.Fuzz(func(t *testing.T, id, origin string, retval []byte) {
+		got, err := EncodeResult(id, origin, retval)
+		r := json.RawMessage(retval)
+		if len(r) == 0 {
+			r = json.RawMessage("null")
+		}
+		want, werr := encode(MsgCmdResult, CmdResult{Type: "result", Data: CmdResultValues{ID: id, Retval: r, Origin: origin}})
+		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("EncodeResult(%q, %q, %q) = %q, %v; json.Marshal gives %q, %v", id, origin, retval, got, err, want, werr)
+		}
+	})
+}
