@@ -33,26 +33,34 @@ func (s *Store) InstallCACertificate(pemText string, t CAType) InstallResult {
 	if !t.Valid() || s.tooLarge("install_ca_certificate", pemText) {
 		return InstallInvalidFormat
 	}
-	return write(s, "install_ca_certificate", InstallWriteError, func() (InstallResult, []Event) {
-		return s.installCA(pemText, t)
-	})
-}
-
-func (s *Store) installCA(pemText string, t CAType) (InstallResult, []Event) {
-	if full, why := s.isFull(); full {
-		s.log.Warn("install_ca_certificate rejected: store full", "domain", t, "why", why)
-		return InstallStoreFull, nil
-	}
+	// What the input alone decides is decided before the write lock (inputRejected).
 	cs, err := certs.ParseCertificates([]byte(pemText))
 	if err != nil || len(cs) != 1 {
+		if s.inputRejected("install_ca_certificate", "domain", t) {
+			return InstallStoreFull
+		}
 		s.log.Warn("install_ca_certificate rejected: not exactly one certificate", "domain", t, "count", len(cs), "err", err)
-		return InstallInvalidFormat, nil
+		return InstallInvalidFormat
 	}
 	c := cs[0]
 	selfSigned := certs.IsSelfSigned(c)
 	if !isCACertificate(c, selfSigned) {
+		if s.inputRejected("install_ca_certificate", "domain", t) {
+			return InstallStoreFull
+		}
 		s.log.Warn("install_ca_certificate rejected: not a CA certificate", "domain", t, "subject", c.Subject.String())
-		return InstallInvalidFormat, nil
+		return InstallInvalidFormat
+	}
+	return write(s, "install_ca_certificate", InstallWriteError, func() (InstallResult, []Event) {
+		return s.installCA(c, selfSigned, t)
+	})
+}
+
+// installCA is InstallCACertificate under the write lock, for c, a CA certificate.
+func (s *Store) installCA(c *x509.Certificate, selfSigned bool, t CAType) (InstallResult, []Event) {
+	if full, why := s.isFull(); full {
+		s.log.Warn("install_ca_certificate rejected: store full", "domain", t, "why", why)
+		return InstallStoreFull, nil
 	}
 	// The checks go in the order of every command that verifies: nothing to anchor the
 	// certificate to, then its dates, then the rest (its signature).

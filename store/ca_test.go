@@ -283,6 +283,13 @@ func TestInstallCAStoreLimits(t *testing.T) {
 				if got := ts.InstallCACertificate("garbage", CAMF); got != InstallStoreFull {
 					t.Errorf("garbage on a full store = %s", got)
 				}
+				if got := ts.UpdateLeafCertificate("garbage", LeafV2G); got != InstallStoreFull {
+					t.Errorf("garbage leaf on a full store = %s", got)
+				}
+				if got := ts.InstallCACertificate(string(p.SECCLeaf.CertPEM()), CAMF); got != InstallStoreFull {
+					t.Errorf("a leaf as CA on a full store = %s", got)
+				}
+				assertTreeUnchanged(t, root, before)
 			}
 		})
 	}

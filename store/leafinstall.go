@@ -55,20 +55,25 @@ func (s *Store) UpdateLeafCertificate(chainPEM string, lt LeafType) InstallResul
 		s.log.Warn("update_leaf_certificate rejected: the station holds no leaves of this type", "type", lt)
 		return InstallWriteError
 	}
+	cs, err := certs.ParseCertificates([]byte(chainPEM))
+	if err != nil || len(cs) == 0 {
+		if s.inputRejected("update_leaf_certificate", "type", lt) {
+			return InstallStoreFull
+		}
+		s.log.Warn("update_leaf_certificate rejected: no certificate in input", "type", lt, "err", err)
+		return InstallInvalidFormat
+	}
 	return write(s, "update_leaf_certificate", InstallWriteError, func() (InstallResult, []Event) {
-		return s.updateLeaf(chainPEM, lt)
+		return s.updateLeaf(cs, lt)
 	})
 }
 
-func (s *Store) updateLeaf(chainPEM string, lt LeafType) (InstallResult, []Event) {
+// updateLeaf is UpdateLeafCertificate under the write lock, for cs, the parsed input (leaf
+// first).
+func (s *Store) updateLeaf(cs []*x509.Certificate, lt LeafType) (InstallResult, []Event) {
 	if full, why := s.isFull(); full {
 		s.log.Warn("update_leaf_certificate rejected: store full", "type", lt, "why", why)
 		return InstallStoreFull, nil
-	}
-	cs, err := certs.ParseCertificates([]byte(chainPEM))
-	if err != nil || len(cs) == 0 {
-		s.log.Warn("update_leaf_certificate rejected: no certificate in input", "type", lt, "err", err)
-		return InstallInvalidFormat, nil
 	}
 	leaf := cs[0]
 	v := s.readCAs()

@@ -13,6 +13,9 @@ import (
 // It reports whether any link changed. The store calls it after every change of the SECC leaves;
 // it is exported for callers that want to refresh the links on their own schedule.
 func (s *Store) UpdateCertificateLinks() bool {
+	if !s.linksConfigured() {
+		return false // nothing to do: no lock taken, so no lock file made
+	}
 	unlock, err := s.lock.lock()
 	if err != nil {
 		return false
@@ -27,7 +30,7 @@ func (s *Store) updateLinksLocked() bool {
 		{s.cfg.Resolve(s.cfg.SECCLeafKeyLink), ""},
 		{s.cfg.Resolve(s.cfg.CPOCertChainLink), ""},
 	}
-	if links[0].path == "" && links[1].path == "" && links[2].path == "" {
+	if !s.linksConfigured() {
 		return false
 	}
 	v := s.readCAs()
@@ -53,6 +56,11 @@ func (s *Store) updateLinksLocked() bool {
 		changed = changed || c
 	}
 	return changed
+}
+
+// linksConfigured reports whether any of the three links is configured.
+func (s *Store) linksConfigured() bool {
+	return s.cfg.SECCLeafCertLink != "" || s.cfg.SECCLeafKeyLink != "" || s.cfg.CPOCertChainLink != ""
 }
 
 // setLink makes path a symlink to target (absolute), or removes the symlink when target is "".

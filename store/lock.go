@@ -27,6 +27,14 @@ var ErrLockUnavailable = errors.New("the store's lock file cannot be created her
 // the root's directory descriptor without following a symlink, must be a regular file owned by
 // this user, root or the owner of the certs root, and is checked after the flock to still be the
 // file at that name (a lock on a file that was removed meanwhile excludes no one).
+//
+// The lock file exists only while an operation holds it: the operation that created it removes
+// it again before it lets go, so a store at rest holds only its certificates and keys, and a
+// rejected write leaves the tree exactly as it was. Removing it is safe because every locker
+// checks, once it holds the flock, that the file is still the one at the name, and tries again
+// otherwise. A lock file this operation did not create (one an administrator made for a process
+// that may not create files in the certs root, or one left by a process that died holding it)
+// is left where it is.
 type storeLock struct {
 	mu   sync.RWMutex
 	root string
@@ -40,12 +48,12 @@ func newStoreLock(root string) *storeLock {
 // lock takes the store for writing and returns the function that releases it.
 func (l *storeLock) lock() (func(), error) {
 	l.mu.Lock()
-	f, err := l.flock()
+	h, err := l.flock()
 	if err != nil {
 		l.mu.Unlock()
 		return nil, err
 	}
-	return func() { f.Close(); l.mu.Unlock() }, nil
+	return func() { h.release(); l.mu.Unlock() }, nil
 }
 
 // lockOrLocal takes the store for writing like lock, and when the file lock cannot be had takes
@@ -54,11 +62,11 @@ func (l *storeLock) lock() (func(), error) {
 // go to this process's private directory, leaf events are only reported).
 func (l *storeLock) lockOrLocal() (unlock func(), shared bool, err error) {
 	l.mu.Lock()
-	f, err := l.flock()
+	h, err := l.flock()
 	if err != nil {
 		return l.mu.Unlock, false, err
 	}
-	return func() { f.Close(); l.mu.Unlock() }, true, nil
+	return func() { h.release(); l.mu.Unlock() }, true, nil
 }
 
 // rlock takes the store for reading: the in-process lock only. Readers never take the file
@@ -70,12 +78,40 @@ func (l *storeLock) rlock() func() {
 	return l.mu.RUnlock
 }
 
+// heldLock is a taken flock on the lock file.
+type heldLock struct {
+	f       *os.File
+	path    string
+	dev     uint64
+	ino     uint64
+	created bool // this operation created the file, so it removes it again
+}
+
+// release removes the lock file when this operation created it (see storeLock), then lets go of
+// the flock. The file is removed only while it is still the one locked; nobody else removes or
+// replaces it while the flock is held, so that check only guards against a file swapped by hand.
+func (h *heldLock) release() {
+	if h.created {
+		if fi, err := os.Lstat(h.path); err == nil {
+			if st, ok := statOf(fi); ok && uint64(st.Dev) == h.dev && st.Ino == h.ino {
+				_ = os.Remove(h.path) // a file left behind is harmless: the next locker uses it
+			}
+		}
+	}
+	h.f.Close()
+}
+
 // flock opens (or creates) the lock file safely and takes an exclusive flock on it.
-func (l *storeLock) flock() (*os.File, error) {
-	for attempt := 0; attempt < 100; attempt++ {
-		f, retry, err := l.tryFlock()
+//
+// An attempt fails (and the next one starts) when the file it waited on was removed by its
+// creator: another operation went first. Lockers that wait together then race to create the
+// next file, so each wins a round with a fair share; the bound only ends a loop on a file that
+// something other than evsesec keeps replacing.
+func (l *storeLock) flock() (*heldLock, error) {
+	for attempt := 0; attempt < 1000; attempt++ {
+		h, retry, err := l.tryFlock()
 		if !retry {
-			return f, err
+			return h, err
 		}
 	}
 	return nil, fmt.Errorf("lock %s: the file keeps being replaced", l.path)
@@ -84,7 +120,7 @@ func (l *storeLock) flock() (*os.File, error) {
 const openFlags = syscall.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
 
 // tryFlock is one attempt; retry is set when the lock file changed under it.
-func (l *storeLock) tryFlock() (f *os.File, retry bool, err error) {
+func (l *storeLock) tryFlock() (h *heldLock, retry bool, err error) {
 	dirfd, err := syscall.Open(l.root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, syscall.ENOENT) {
 		// A write into a store that does not exist yet creates it, as writing its first file
@@ -158,7 +194,7 @@ func (l *storeLock) tryFlock() (f *os.File, retry bool, err error) {
 		file.Close() // removed or replaced while we waited: lock the file that is there now
 		return nil, true, nil
 	}
-	return file, false, nil
+	return &heldLock{f: file, path: l.path, dev: uint64(st.Dev), ino: st.Ino, created: created}, false, nil
 }
 
 func statOf(fi os.FileInfo) (*syscall.Stat_t, bool) {

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -47,29 +52,40 @@ func lockedLogStore(t *testing.T, root string) (*Store, *syncBuffer) {
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer = testtool.SyncBuffer
 
-func TestLockFileNameAgreesWithTesttool(t *testing.T) {
-	if LockFileName != testtool.LockFileName {
-		t.Fatalf("store.LockFileName %q, testtool.LockFileName %q", LockFileName, testtool.LockFileName)
-	}
-}
-
-// The lock is a private file in the certs root, and it is the lock: holding its flock keeps the
-// store's writers out until it is released.
+// The lock is a private file in the certs root, there only while an operation holds it, and it
+// is the lock: holding its flock keeps the store's writers out until it is released. A lock file
+// the operation found there (another process's) stays.
 func TestLockFileInsideTheStoreExcludes(t *testing.T) {
 	root := t.TempDir()
 	s, logs := lockedLogStore(t, root)
-	if r := s.InstallCACertificate(opensslRoot(t, "Lock Root"), CAV2G); r != InstallAccepted {
-		t.Fatalf("install: %s\n%s", r, logs)
-	}
 	lock := filepath.Join(root, LockFileName)
+
+	h, err := newStoreLock(root).flock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	fi, err := os.Lstat(lock)
 	if err != nil {
-		t.Fatalf("no lock file in the certs root: %v", err)
+		t.Fatalf("no lock file in the certs root while the lock is held: %v", err)
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
 		t.Errorf("lock file %v, uid %d; want a regular 0600 file of this user", fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid)
 	}
+	h.release()
+	if _, err := os.Lstat(lock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file left after its creator released it: %v", err)
+	}
+	if r := s.InstallCACertificate(opensslRoot(t, "Lock Root"), CAV2G); r != InstallAccepted {
+		t.Fatalf("install: %s\n%s", r, logs)
+	}
+	if _, err := os.Lstat(lock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file left after a write: %v", err)
+	}
 
+	// Another process holds the lock (its file, which this write did not create).
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.Open(lock)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +111,103 @@ func TestLockFileInsideTheStoreExcludes(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the write never got the lock")
+	}
+	if _, err := os.Lstat(lock); err != nil {
+		t.Errorf("the other process's lock file was removed: %v", err)
+	}
+}
+
+// An input that can never be written is answered without the write lock: while another process
+// holds it, garbage and a leaf offered as a CA are refused at once, and nothing on disk changes.
+func TestRejectedInputTakesNoLock(t *testing.T) {
+	root := t.TempDir()
+	s, logs := lockedLogStore(t, root)
+	lock := filepath.Join(root, LockFileName)
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshotTree(t, root)
+	leafDir := t.TempDir()
+	runOpenSSL(t, leafDir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+		"-keyout", "leaf.key", "-subj", "/CN=Leaf", "-days", "30", "-out", "leaf.pem",
+		"-addext", "basicConstraints=critical,CA:FALSE")
+	leafPEM, err := os.ReadFile(filepath.Join(leafDir, "leaf.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := string(leafPEM)
+	for _, c := range []struct {
+		name string
+		call func() InstallResult
+	}{
+		{"garbage CA", func() InstallResult { return s.InstallCACertificate("garbage", CAV2G) }},
+		{"two certificates as one CA", func() InstallResult {
+			return s.InstallCACertificate(opensslRoot(t, "One")+opensslRoot(t, "Two"), CAV2G)
+		}},
+		{"a leaf as CA", func() InstallResult { return s.InstallCACertificate(leaf, CAV2G) }},
+		{"garbage leaf", func() InstallResult { return s.UpdateLeafCertificate("garbage", LeafV2G) }},
+	} {
+		done := make(chan InstallResult, 1)
+		go func() { done <- c.call() }()
+		select {
+		case r := <-done:
+			if r != InstallInvalidFormat {
+				t.Errorf("%s: %s, want InvalidFormat\n%s", c.name, r, logs)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s waited for the write lock", c.name)
+		}
+	}
+	assertTreeUnchanged(t, root, before)
+}
+
+// Lockers that each create and remove the lock file exclude each other: one that waited on a
+// file its creator removed locks the file at the name instead. Each storeLock stands for a
+// process (flocks of separate opens exclude each other within one process too).
+func TestLockFileRemovalKeepsExclusion(t *testing.T) {
+	root := t.TempDir()
+	const lockers, rounds = 4, 200
+	var holders, maxHolders, total atomic.Int32
+	var wg sync.WaitGroup
+	for range lockers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := newStoreLock(root)
+			for range rounds {
+				unlock, err := l.lock()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := holders.Add(1)
+				for {
+					m := maxHolders.Load()
+					if n <= m || maxHolders.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				total.Add(1)
+				runtime.Gosched()
+				holders.Add(-1)
+				unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if maxHolders.Load() != 1 || total.Load() != lockers*rounds {
+		t.Errorf("%d lockers held the lock at once (want 1); %d of %d rounds done", maxHolders.Load(), total.Load(), lockers*rounds)
+	}
+	if _, err := os.Lstat(filepath.Join(root, LockFileName)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("lock file left: %v", err)
 	}
 }
 
@@ -218,6 +331,13 @@ func TestLockFileRefusesWhatOthersPlanted(t *testing.T) {
 		if r := s.InstallCACertificate(pem, CAV2G); r != InstallAccepted {
 			t.Fatalf("install: %s\n%s", r, logs)
 		}
+		// While root holds it (the file is gone again afterwards), it is the store owner's: a
+		// process of theirs that finds it still there, root's having died, can open it.
+		h, err := newStoreLock(root).flock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.release()
 		fi, err := os.Lstat(filepath.Join(root, LockFileName))
 		if err != nil || fi.Sys().(*syscall.Stat_t).Uid != foreignUID {
 			t.Errorf("lock file made by root: %v %v; want it owned by the store's owner", fi, err)

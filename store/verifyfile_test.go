@@ -451,9 +451,6 @@ func TestVerifyLocationWithoutTheLock(t *testing.T) {
 	root := t.TempDir()
 	openCAStore(t, root, dirCfg).installOK(t, CAV2G, p.V2GRoot)
 	lock := filepath.Join(root, LockFileName)
-	if err := os.Remove(lock); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(lock, nil, 0o666); err != nil {
 		t.Fatal(err)
 	}

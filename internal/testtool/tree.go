@@ -18,15 +18,10 @@ type Entry struct {
 	Link string
 }
 
-// LockFileName is the store's lock file in the certs root (store.LockFileName; this package
-// cannot import store, whose tests use it, and a store test checks the two agree).
-const LockFileName = ".evsesec.lock"
-
 // Snapshot records every file, directory and symlink under root, by slash-separated path
 // relative to root: tests compare snapshots to prove that a rejected call changed nothing on
-// disk. A missing root is an empty snapshot. The store's lock file directly under root is left
-// out: it holds no data, and the first operation that takes the lock creates it, whether or not
-// it then changes anything.
+// disk. A missing root is an empty snapshot. The store's lock file is part of it: it exists
+// only while an operation holds the lock, so a rejected call leaves none behind either.
 func Snapshot(t testing.TB, root string) map[string]Entry {
 	t.Helper()
 	out := map[string]Entry{}
@@ -35,9 +30,6 @@ func Snapshot(t testing.TB, root string) map[string]Entry {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
-		if rel == LockFileName {
-			return nil
-		}
 		fi, err := os.Lstat(p)
 		if err != nil {
 			return err
