@@ -52,6 +52,24 @@ func lockedLogStore(t *testing.T, root string) (*Store, *syncBuffer) {
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer = testtool.SyncBuffer
 
+// holdLockFile makes the lock file at lock and takes its flock, as another process holding the
+// store's lock would; the test ends holding it unless it lets go of the returned file's flock.
+func holdLockFile(t *testing.T, lock string) *os.File {
+	t.Helper()
+	if err := os.WriteFile(lock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // The lock is a private file in the certs root, there only while an operation holds it, and it
 // is the lock: holding its flock keeps the store's writers out until it is released. A lock file
 // the operation found there (another process's) stays.
@@ -83,17 +101,7 @@ func TestLockFileInsideTheStoreExcludes(t *testing.T) {
 	}
 
 	// Another process holds the lock (its file, which this write did not create).
-	if err := os.WriteFile(lock, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(lock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	f := holdLockFile(t, lock)
 	done := make(chan InstallResult, 1)
 	go func() { done <- s.InstallCACertificate(opensslRoot(t, "Second Root"), CAMO) }()
 	select {
@@ -123,17 +131,7 @@ func TestRejectedInputTakesNoLock(t *testing.T) {
 	root := t.TempDir()
 	s, logs := lockedLogStore(t, root)
 	lock := filepath.Join(root, LockFileName)
-	if err := os.WriteFile(lock, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(lock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	holdLockFile(t, lock)
 	before := snapshotTree(t, root)
 	leafDir := t.TempDir()
 	runOpenSSL(t, leafDir, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
