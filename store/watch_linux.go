@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // dirWatch tells whether anything changed in a set of directories since the last look, with one
@@ -37,8 +39,10 @@ func newDirWatch(dirs []string) (*dirWatch, error) {
 	return &dirWatch{fd: fd, buf: make([]byte, 64*1024)}, nil
 }
 
-// changed drains the queued events and reports whether there were any. An error (a full queue,
-// a closed descriptor) counts as a change.
+// changed drains the queued events and reports whether there were any that matter. An error (a
+// full queue, a closed descriptor) counts as a change. The lock file's comings and goings do not:
+// it holds no data, and every operation that takes the lock creates and removes it (lock.go), so
+// a bundle file in the certs root would otherwise make each locked read look like a change.
 func (w *dirWatch) changed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -57,8 +61,32 @@ func (w *dirWatch) changed() bool {
 		if n <= 0 {
 			return any
 		}
-		any = true
+		any = any || eventsMatter(w.buf[:n])
 	}
+}
+
+// eventsMatter reports whether the inotify events in b include one that is not about the lock
+// file. What it cannot read counts as a change.
+func eventsMatter(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < syscall.SizeofInotifyEvent {
+			return true
+		}
+		ev := (*syscall.InotifyEvent)(unsafe.Pointer(&b[0]))
+		end := syscall.SizeofInotifyEvent + int(ev.Len)
+		if end > len(b) {
+			return true
+		}
+		name := b[syscall.SizeofInotifyEvent:end]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i] // the name is padded with NULs
+		}
+		if ev.Mask&syscall.IN_ISDIR != 0 || string(name) != LockFileName {
+			return true
+		}
+		b = b[end:]
+	}
+	return false
 }
 
 func (w *dirWatch) close() {
