@@ -168,7 +168,7 @@ func FuzzEncodeResult(f *testing.F) {
 		if len(r) == 0 {
 			r = json.RawMessage("null")
 		}
-		want, werr := encode(MsgCmdResult, CmdResult{Type: "result", Data: CmdResultValues{ID: id, Retval: r, Origin: origin}})
+		want, werr := marshalledResult(id, origin, r)
 		if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
 			t.Fatalf("EncodeResult(%q, %q, %q) = %q, %v; json.Marshal gives %q, %v", id, origin, retval, got, err, want, werr)
 		}

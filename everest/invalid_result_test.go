@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/evsesec/evsesec/everest"
 	"github.com/evsesec/evsesec/everest/everesttest"
@@ -34,27 +33,17 @@ func TestInvalidHandlerResultOnEveryWire(t *testing.T) {
 			defer s.stop(t)
 			tap.next(t, tp.ModuleReady(), nil)
 			cmd := everest.Cmd{ID: "id-1", Origin: "probe"}
-			topic, msg, err := w.Call(tp, name, cmd.ID, cmd.Origin, json.RawMessage(`{"certificate_type":"CSMS"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tok := tap.c.Publish(topic, 2, false, msg); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-				t.Fatalf("publish: %v", tok.Error())
-			}
-			var wantTopic string
+			got := tap.call(t, w, tp, name, cmd.ID)
 			var want []byte
+			var err error
 			if w.CarriesErrors() {
-				wantTopic, want, err = w.Result(tp, name, cmd, nil, &everest.CmdError{Type: everest.HandlerException, Message: name + ": the handler returned invalid JSON"})
+				_, want, err = w.Result(tp, name, cmd, nil, &everest.CmdError{Type: everest.HandlerException, Message: name + ": the handler returned invalid JSON"})
 			} else {
-				wantTopic, want, err = w.Result(tp, name, cmd, fallback, nil)
+				_, want, err = w.Result(tp, name, cmd, fallback, nil)
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := tap.next(t, wantTopic, func(p []byte) bool {
-				r, ok, _ := w.DecodeResult(tp, wantTopic, p)
-				return ok && r.ID == cmd.ID
-			})
 			if string(got) != string(want) {
 				t.Errorf("answer\n%s\nwant\n%s", got, want)
 			}

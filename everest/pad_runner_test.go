@@ -66,6 +66,24 @@ func (w *wireTap) next(t *testing.T, topic string, accept func([]byte) bool) []b
 	}
 }
 
+// call publishes a call of command name from caller "probe" with id on wire w (layout tp) and
+// returns the result message the broker delivers for it.
+func (w *wireTap) call(t *testing.T, wire everest.Wire, tp everest.Topics, name, id string) []byte {
+	t.Helper()
+	topic, msg, err := wire.Call(tp, name, id, "probe", json.RawMessage(`{"certificate_type":"CSMS"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok := w.c.Publish(topic, 2, false, msg); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	resultTopic, _, _ := wire.Result(tp, name, everest.Cmd{ID: id, Origin: "probe"}, nil, nil)
+	return w.next(t, resultTopic, func(p []byte) bool {
+		r, ok, _ := wire.DecodeResult(tp, resultTopic, p)
+		return ok && r.ID == id
+	})
+}
+
 // wireRun is what one runner sent for a call, an error call, a variable and its ready signal.
 type wireRun struct {
 	result, errResult, variable, ready []byte
@@ -81,22 +99,8 @@ func runWire(t *testing.T, url string, w everest.Wire, pad int) wireRun {
 	defer s.stop(t)
 	var run wireRun
 	run.ready = tap.next(t, tp.ModuleReady(), nil)
-	call := func(name, id string) []byte {
-		topic, msg, err := w.Call(tp, name, id, "probe", json.RawMessage(`{"certificate_type":"CSMS"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok := tap.c.Publish(topic, 2, false, msg); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
-		}
-		resultTopic, _, _ := w.Result(tp, name, everest.Cmd{ID: id, Origin: "probe"}, nil, nil)
-		return tap.next(t, resultTopic, func(p []byte) bool {
-			r, ok, _ := w.DecodeResult(tp, resultTopic, p)
-			return ok && r.ID == id
-		})
-	}
-	run.result = call("get_leaf_certificate_info", "id-1")
-	run.errResult = call("install_ca_certificate", "id-2")
+	run.result = tap.call(t, w, tp, "get_leaf_certificate_info", "id-1")
+	run.errResult = tap.call(t, w, tp, "install_ca_certificate", "id-2")
 	if err := s.runner.PublishVar(everest.StoreUpdateVar, map[string]string{"operation": "Installed", "ca_certificate_type": "CSMS"}); err != nil {
 		t.Fatal(err)
 	}

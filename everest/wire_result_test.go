@@ -32,6 +32,11 @@ var encodeResultCases = []struct {
 	{"invalid JSON", "1", "ocpp", `{not json`, false},
 }
 
+// marshalledResult is the CmdResult message as json.Marshal makes it, retval and all.
+func marshalledResult(id, origin string, retval json.RawMessage) ([]byte, error) {
+	return encode(MsgCmdResult, CmdResult{Type: "result", Data: CmdResultValues{ID: id, Retval: retval, Origin: origin}})
+}
+
 // TestEncodeResultAround checks which results are written around and which are marshalled, and
 // that both give json.Marshal's bytes.
 func TestEncodeResultAround(t *testing.T) {
@@ -43,7 +48,7 @@ func TestEncodeResultAround(t *testing.T) {
 				t.Errorf("written around %q: %v, want %v", c.retval, around, c.around)
 			}
 			got, err := EncodeResult(c.id, c.origin, r)
-			want, werr := encode(MsgCmdResult, CmdResult{Type: "result", Data: CmdResultValues{ID: c.id, Retval: r, Origin: c.origin}})
+			want, werr := marshalledResult(c.id, c.origin, r)
 			if (err != nil) != (werr != nil) || !bytes.Equal(got, want) {
 				t.Errorf("EncodeResult = %s, %v; json.Marshal gives %s, %v", got, err, want, werr)
 			}

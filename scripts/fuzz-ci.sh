@@ -63,23 +63,21 @@ flaked=()
 start=$SECONDS
 marker="$(mktemp)"
 log="$(mktemp)"
-trap 'rm -f "$marker" "$log"' EXIT
+since="$(mktemp)" # touched before each run: what the run wrote is newer
+trap 'rm -f "$marker" "$log" "$since"' EXIT
 for t in "${targets[@]}"; do
   pkg="${t% *}"
   name="${t#* }"
   for attempt in 1 2; do
     echo "=== ${pkg} ${name}$([ "$attempt" -gt 1 ] && echo " (again: the last run hit the -fuzztime race)")"
-    tmarker="$(mktemp)"
+    touch "$since"
     if go test -run '^$' -fuzz "^${name}\$" -fuzztime "${fuzztime}" "${pkg}" 2>&1 | tee "$log"; then
-      rm -f "$tmarker"
       break
     fi
-    if ! deadline_flake "$log" "$name" "$tmarker"; then
-      rm -f "$tmarker"
+    if ! deadline_flake "$log" "$name" "$since"; then
       failed+=("${pkg} ${name}")
       break
     fi
-    rm -f "$tmarker"
     if [ "$attempt" -eq 2 ]; then
       echo "fuzz-ci: ${name}: both runs ended in the -fuzztime race and found nothing; not a failure" >&2
       flaked+=("${pkg} ${name}")

@@ -33,23 +33,15 @@ func (s *Store) InstallCACertificate(pemText string, t CAType) InstallResult {
 	if !t.Valid() || s.tooLarge("install_ca_certificate", pemText) {
 		return InstallInvalidFormat
 	}
-	// What the input alone decides is decided before the write lock (inputRejected).
+	// What the input alone decides is decided before the write lock (refuseInput).
 	cs, err := certs.ParseCertificates([]byte(pemText))
 	if err != nil || len(cs) != 1 {
-		if s.inputRejected("install_ca_certificate", "domain", t) {
-			return InstallStoreFull
-		}
-		s.log.Warn("install_ca_certificate rejected: not exactly one certificate", "domain", t, "count", len(cs), "err", err)
-		return InstallInvalidFormat
+		return s.refuseInput("install_ca_certificate", InstallInvalidFormat, "not exactly one certificate", "domain", t, "count", len(cs), "err", err)
 	}
 	c := cs[0]
 	selfSigned := certs.IsSelfSigned(c)
 	if !isCACertificate(c, selfSigned) {
-		if s.inputRejected("install_ca_certificate", "domain", t) {
-			return InstallStoreFull
-		}
-		s.log.Warn("install_ca_certificate rejected: not a CA certificate", "domain", t, "subject", c.Subject.String())
-		return InstallInvalidFormat
+		return s.refuseInput("install_ca_certificate", InstallInvalidFormat, "not a CA certificate", "domain", t, "subject", c.Subject.String())
 	}
 	return write(s, "install_ca_certificate", InstallWriteError, func() (InstallResult, []Event) {
 		return s.installCA(c, selfSigned, t)

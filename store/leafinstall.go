@@ -57,11 +57,7 @@ func (s *Store) UpdateLeafCertificate(chainPEM string, lt LeafType) InstallResul
 	}
 	cs, err := certs.ParseCertificates([]byte(chainPEM))
 	if err != nil || len(cs) == 0 {
-		if s.inputRejected("update_leaf_certificate", "type", lt) {
-			return InstallStoreFull
-		}
-		s.log.Warn("update_leaf_certificate rejected: no certificate in input", "type", lt, "err", err)
-		return InstallInvalidFormat
+		return s.refuseInput("update_leaf_certificate", InstallInvalidFormat, "no certificate in input", "type", lt, "err", err)
 	}
 	return write(s, "update_leaf_certificate", InstallWriteError, func() (InstallResult, []Event) {
 		return s.updateLeaf(cs, lt)

@@ -70,18 +70,20 @@ func (s *Store) isFull() (bool, string) {
 	return false, ""
 }
 
-// inputRejected is the first check of a write whose input is refused before the write lock is
-// taken: whether the store is full, which every write answers before looking at its input (as
-// the reference does), logged as the write under the lock logs it. It takes only the read lock,
-// so an input that can never be written changes nothing on disk, not even the lock file.
-func (s *Store) inputRejected(command string, attrs ...any) (full bool) {
+// refuseInput answers a write whose input alone dooms it, before the write lock is taken: res,
+// logged as "COMMAND rejected: REASON" with attrs, unless the store is full, which every write
+// answers first, before looking at its input (as the reference does). It takes only the read
+// lock, so an input that can never be written changes nothing on disk, not even the lock file.
+func (s *Store) refuseInput(command string, res InstallResult, reason string, attrs ...any) InstallResult {
 	unlock := s.lock.rlock()
 	full, why := s.isFull()
 	unlock()
 	if full {
 		s.log.Warn(command+" rejected: store full", append(attrs, "why", why)...)
+		return InstallStoreFull
 	}
-	return full
+	s.log.Warn(command+" rejected: "+reason, attrs...)
+	return res
 }
 
 // Usage reports the number of files and bytes the store counts against its limits.
